@@ -1,0 +1,1 @@
+"""Folding every BatchNorm (and SkipInit's alpha) into the convolutions and writing ONNX."""

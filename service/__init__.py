@@ -1,0 +1,1 @@
+"""The FastAPI + ONNX Runtime inference server (`skipfold serve`); it never imports torch."""

@@ -1,0 +1,5 @@
+import sys
+
+from skipfold.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training BN and SkipInit Wide-ResNets with the papers' recipe (`skipfold train`)."""
