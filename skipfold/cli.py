@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "models.cli",
         "signal propagation at initialization: skip, branch and output variance per block",
     ),
+    "train": ("training.cli", "train a BN or SkipInit Wide-ResNet into a run folder"),
+    "evaluate": ("training.evaluate", "test accuracy and loss of a trained run"),
 }
 
 

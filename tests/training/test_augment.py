@@ -1,0 +1,41 @@
+import torch
+import torch.nn.functional as F
+
+from training.augment import random_crop_flip, standardize
+
+
+def test_each_output_is_a_crop_of_the_padded_image_possibly_flipped():
+    images = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
+    out = random_crop_flip(images, torch.Generator().manual_seed(0), padding=2)
+    padded = F.pad(images, (2, 2, 2, 2))
+    flips = 0
+    for i in range(16):
+        candidates = [
+            (padded[i, :, dy : dy + 8, dx : dx + 8], flip)
+            for dy in range(5)
+            for dx in range(5)
+            for flip in (False, True)
+        ]
+        matches = [
+            flip
+            for crop, flip in candidates
+            if torch.equal(out[i], crop.flip(-1) if flip else crop)
+        ]
+        assert matches, f"image {i} is no crop of its padded input"
+        flips += matches[0]
+    assert 0 < flips < 16  # both flipped and unflipped images occur
+
+
+def test_same_generator_state_gives_same_augmentation():
+    images = torch.randint(0, 256, (8, 3, 8, 8), dtype=torch.uint8)
+    a = random_crop_flip(images, torch.Generator().manual_seed(5))
+    b = random_crop_flip(images, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+
+
+def test_standardize_uses_the_given_statistics():
+    images = torch.full((2, 3, 4, 4), 51, dtype=torch.uint8)  # 0.2 on the 0..1 scale
+    mean, std = torch.tensor([0.1, 0.2, 0.3]), torch.tensor([0.5, 0.5, 0.25])
+    out = standardize(images, mean, std)
+    torch.testing.assert_close(out[0, :, 0, 0], torch.tensor([0.2, 0.0, -0.4]))
+    assert out.is_contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,256 @@
+"""Training as a user runs it: the real `skipfold train` command on real (small) data."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+CIFAR_JPEG = SHARED / "datasets" / "cifar10-jpeg.tar.gz"
+TINY = ["--depth", "10", "--width", "1", "--train-limit", "512", "--test-limit", "200"]
+
+
+def skipfold(*args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "skipfold", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kwargs,
+    )
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_weights(a: Path, b: Path, **tolerance) -> None:
+    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        if tolerance:
+            torch.testing.assert_close(wa[key], wb[key], **tolerance, msg=key)
+        else:
+            assert torch.equal(wa[key], wb[key]), key
+
+
+def test_small_bn_wrn_learns_shapes_well_above_chance(tmp_path):
+    run = tmp_path / "bn"
+    result = skipfold(
+        "train",
+        "--variant",
+        "bn",
+        "--depth",
+        "10",
+        "--width",
+        "1",
+        "--train-limit",
+        "4000",
+        "--test-limit",
+        "500",
+        "--epochs",
+        "4",
+        "--schedule",
+        "constant",
+        "--lr",
+        "0.2",
+        "--out",
+        run,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = metrics(run)
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert set(rows[0]) == {
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "test_loss",
+        "test_acc",
+        "lr",
+        "images_per_s",
+        "seconds",
+    }
+    # shapes starts with a plateau at chance (~150 steps); 248 steps get well past it
+    assert rows[-1]["test_acc"] > 0.3  # chance is 0.1
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["classes"][:3] == ["circle", "ring", "square"]
+    assert config["model"]["variant"] == "bn" and len(config["data"]["mean"]) == 3
+    assert {"torch", "skipfold", "python", "numpy"} <= config["software"].keys()
+    # evaluate rebuilds the model from the run folder alone and gets the same accuracy
+    evaluated = skipfold("evaluate", run)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert f"test accuracy {100 * rows[-1]['test_acc']:.2f}%" in evaluated.stdout
+
+
+def test_run_folder_holds_no_pickle(tmp_path):
+    run = tmp_path / "run"
+    assert (
+        skipfold(
+            "train", "--variant", "skipinit-reg", *TINY, "--epochs", "1", "--out", run
+        ).returncode
+        == 0
+    )
+    names = sorted(p.name for p in run.iterdir())
+    assert names == [
+        "config.json",
+        "curves.png",
+        "metrics.jsonl",
+        "model.safetensors",
+        "state.safetensors",
+    ]
+    for path in run.iterdir():
+        head = path.read_bytes()[:2]
+        assert head[:1] != b"\x80" and head != b"PK", f"{path.name} looks like a pickle/torch.save"
+    for name in ("model.safetensors", "state.safetensors"):
+        assert load_file(str(run / name))  # loads with safetensors, no code runs
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    common = ["--variant", "bn", "--dropout", "0.2", *TINY, "--epochs", "3"]
+    straight = tmp_path / "straight"
+    assert skipfold("train", *common, "--out", straight).returncode == 0
+
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "skipfold", "train", *common, "--out", str(interrupted)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    for line in process.stdout:
+        if line.startswith("epoch   1/3"):
+            process.send_signal(signal.SIGINT)  # Ctrl-C during epoch 2
+            break
+    rest = process.stdout.read()
+    assert process.wait(timeout=120) == 130, rest
+    assert "interrupted" in rest and "--resume" in rest
+    assert [r["epoch"] for r in metrics(interrupted)] == [1]
+
+    resumed = skipfold("train", *common, "--out", interrupted, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r["epoch"] for r in metrics(interrupted)] == [1, 2, 3]
+    assert_same_weights(straight, interrupted)
+
+
+def test_existing_run_is_not_overwritten_without_resume(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    result = skipfold("train", *TINY, "--epochs", "1", "--out", run)
+    assert result.returncode == 2 and "--resume" in result.stderr
+    assert (run / "config.json").read_text() == "{}"
+
+
+def test_divergence_stops_with_epoch_and_step(tmp_path):
+    run = tmp_path / "diverged"
+    result = skipfold(
+        "train", "--variant", "none", *TINY, "--epochs", "2", "--lr", "1e6", "--out", run
+    )
+    assert result.returncode == 3
+    assert "diverged: loss became NaN or infinite at epoch 1, step" in result.stdout
+    last = metrics(run)[-1]
+    assert last["diverged"] is True and last["epoch"] == 1 and last["step"] >= 1
+    assert not (run / "model.safetensors").exists()  # no epoch completed, no weights claimed
+
+
+def test_two_process_gloo_ddp_matches_one_process(tmp_path):
+    common = [
+        "--variant",
+        "skipinit",
+        "--alpha-init",
+        "0.5",
+        *TINY,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+    ]
+    single = tmp_path / "single"
+    assert skipfold("train", *common, "--out", single).returncode == 0
+    double = tmp_path / "ddp"
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "skipfold",
+            "train",
+            *common,
+            "--out",
+            str(double),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Each rank averages the loss over its 32 images and DDP averages the two gradients:
+    # mathematically the gradient of the 64-image mean. Only the float summation order differs
+    # (~1e-7 relative per step), which 8 SGD steps with momentum amplify to ~1e-6.
+    assert_same_weights(single, double, rtol=1e-4, atol=1e-5)
+    assert metrics(double)[0]["test_acc"] == pytest.approx(metrics(single)[0]["test_acc"], abs=0.01)
+
+
+@pytest.mark.skipif(not CIFAR_JPEG.is_file(), reason="../shared/datasets is absent")
+def test_loss_falls_on_a_few_hundred_real_cifar10_images(tmp_path):
+    root = tmp_path / "cifar"
+    taken: dict[tuple[str, str], int] = {}
+    with tarfile.open(CIFAR_JPEG) as archive:
+        for member in archive:
+            parts = Path(member.name).parts
+            if not member.isfile() or len(parts) < 4:
+                continue
+            split, cls = parts[-3], parts[-2]
+            if taken.get((split, cls), 0) >= (40 if split == "train" else 10):
+                continue
+            taken[(split, cls)] = taken.get((split, cls), 0) + 1
+            target = root / split / cls / parts[-1]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.extractfile(member) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            if len(taken) == 20 and all(
+                v >= (40 if k[0] == "train" else 10) for k, v in taken.items()
+            ):
+                break
+    run = tmp_path / "run"
+    result = skipfold(
+        "train",
+        "--dataset",
+        "imagefolder",
+        "--data-dir",
+        root,
+        "--variant",
+        "bn",
+        "--depth",
+        "10",
+        "--width",
+        "1",
+        "--epochs",
+        "4",
+        "--schedule",
+        "constant",
+        "--lr",
+        "0.02",
+        "--out",
+        run,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = metrics(run)
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["classes"][0] == "airplane" and config["data"]["train_images"] == 400
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"] - 0.05

@@ -1,0 +1,35 @@
+"""Batched augmentation on the training device: no per-sample Python in the step loop.
+
+The whole data set is one uint8 tensor [N, 3, H, W] on the device; every step gathers its
+batch, pads by 4 pixels (zeros, i.e. black), takes a random crop and a random horizontal flip
+per image with tensor indexing, and standardizes with the training set's mean and std.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def standardize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, 3, H, W] -> float32, (x / 255 - mean) / std per channel, channels_last."""
+    x = images.float().div_(255.0).sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def random_crop_flip(
+    images: torch.Tensor, generator: torch.Generator, padding: int = 4
+) -> torch.Tensor:
+    """Pad, crop back to the original size at a random offset, flip half: per image, batched."""
+    n, c, h, w = images.shape
+    device = images.device
+    padded = F.pad(images, (padding, padding, padding, padding))
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
+    flip = torch.rand(n, generator=generator, device=device) < 0.5
+    cols = torch.arange(w, device=device)
+    cols = torch.where(flip[:, None], w - 1 - cols, cols) + dx[:, None]  # [n, w]
+    rows = torch.arange(h, device=device) + dy[:, None]  # [n, h]
+    batch = torch.arange(n, device=device)[:, None, None, None]
+    channel = torch.arange(c, device=device)[None, :, None, None]
+    return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
