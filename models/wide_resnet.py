@@ -145,7 +145,6 @@ class WideResNet(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.final_norm = norm_layer(channels)
         self.final_act = act_layer()
-        self.pool = nn.AdaptiveAvgPool2d(1)
         self.head_dropout = nn.Dropout(head_dropout) if head_dropout > 0 else nn.Identity()
         self.fc = nn.Linear(channels, num_classes)
         self.num_features = channels
@@ -176,7 +175,8 @@ class WideResNet(nn.Module):
         return self.stages(self.stem(x))
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.final_act(self.final_norm(x))).flatten(1)
+        # A mean over H and W, not AdaptiveAvgPool2d + flatten: it exports to one ReduceMean.
+        x = self.final_act(self.final_norm(x)).mean((2, 3))
         return self.fc(self.head_dropout(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

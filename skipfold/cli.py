@@ -22,6 +22,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "train": ("training.cli", "train a BN or SkipInit Wide-ResNet into a run folder"),
     "evaluate": ("training.evaluate", "test accuracy and loss of a trained run"),
+    "export": (
+        "export.cli",
+        "fold every BatchNorm and write a verified ONNX model into a Triton-layout repository",
+    ),
+    "serve": ("service.cli", "serve a model repository over HTTP (FastAPI + ONNX Runtime)"),
 }
 
 

@@ -7,13 +7,29 @@ per image with tensor indexing, and standardizes with the training set's mean an
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 
-def standardize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 [N, 3, H, W] -> float32, (x / 255 - mean) / std per channel, channels_last."""
-    x = images.float().div_(255.0).sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
+def standardize(
+    images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, per_image: bool = False
+) -> torch.Tensor:
+    """uint8 [N, 3, H, W] -> float32 x / 255, standardized, channels_last.
+
+    Default: (x - mean) / std per channel with the training set's statistics. `per_image`:
+    the SkipInit paper's per-image standardization (TensorFlow's): each image minus its own
+    mean over all pixels and channels, divided by its own std (at least 1/sqrt(pixels * 3)).
+    """
+    x = images.float().div_(255.0)
+    if per_image:
+        floor = 1.0 / math.sqrt(x[0].numel())
+        centred = x - x.mean((1, 2, 3), keepdim=True)
+        spread = centred.square().mean((1, 2, 3), keepdim=True).sqrt().clamp_min(floor)
+        x = centred / spread
+    else:
+        x = x.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
     return x.contiguous(memory_format=torch.channels_last)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from models.wide_resnet import VARIANTS
-from training.config import TrainConfig
+from training.config import STANDARDIZATIONS, TrainConfig
 from training.datasets import DATASETS
 from training.schedule import SCHEDULES
 
@@ -23,6 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--data-dir", help="cifar10/cifar100 release or imagefolder root")
     data.add_argument("--train-limit", type=int, help="use only the first N training images")
     data.add_argument("--test-limit", type=int, help="use only the first N test images")
+    data.add_argument(
+        "--standardize",
+        default=d.standardize,
+        choices=STANDARDIZATIONS,
+        help="dataset: the training set's per-channel mean/std (default); per-image: the "
+        "SkipInit paper's, each image by its own mean/std",
+    )
     recipe = parser.add_argument_group("recipe (default: the SkipInit paper's)")
     recipe.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
     recipe.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch")

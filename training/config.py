@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+STANDARDIZATIONS = ("dataset", "per-image")
+
 
 @dataclass
 class TrainConfig:
@@ -19,6 +21,8 @@ class TrainConfig:
     data_dir: str | None = None
     train_limit: int | None = None  # use only the first N training images (quick checks)
     test_limit: int | None = None
+    # "dataset": the training set's per-channel mean and std; "per-image": the SkipInit paper's
+    standardize: str = "dataset"
     # recipe: the SkipInit paper's CIFAR-10 setup (batch 64, SGD with heavy-ball momentum 0.9,
     # L2 5e-4, lr constant for half the run, then halved every 5% of it)
     epochs: int = 200

@@ -22,24 +22,14 @@ def evaluate_run(
     """Rebuild the run's model from config.json + model.safetensors and test it."""
     import torch
 
-    from models import build_model
     from training import run_folder
     from training.config import TrainConfig
     from training.datasets import load_dataset
     from training.trainer import evaluate_model, limit_dataset, resolve_device
 
     run = Path(run)
-    config = run_folder.read_config(run)
+    model, config = run_folder.load_model(run)
     recipe = TrainConfig.from_dict(config["recipe"])
-    arch = dict(config["model"])
-    model = build_model(
-        arch.pop("variant"),
-        arch.pop("depth"),
-        arch.pop("width"),
-        arch.pop("num_classes"),
-        **{k: v for k, v in arch.items() if v is not None},
-    )
-    model.load_state_dict(run_folder.load_model_weights(run))
     name = dataset or config["data"]["dataset"]
     data = load_dataset(name, data_dir or config["data"]["data_dir"], seed=recipe.seed)
     if dataset is None and data_dir is None:
@@ -55,7 +45,8 @@ def evaluate_run(
     labels = torch.from_numpy(data.test_labels).to(target)
     mean = torch.tensor(config["data"]["mean"], device=target)
     std = torch.tensor(config["data"]["std"], device=target)
-    loss, accuracy = evaluate_model(model, images, labels, mean, std)
+    per_image = config["data"].get("standardize", "dataset") == "per-image"
+    loss, accuracy = evaluate_model(model, images, labels, mean, std, per_image=per_image)
     return {"dataset": name, "images": len(images), "test_loss": loss, "test_acc": accuracy}
 
 

@@ -42,9 +42,15 @@ def read_config(run: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{run} is not a run folder: {CONFIG} is missing")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    missing = [
+        k for k in ("model", "data", "recipe") if not isinstance(config, dict) or k not in config
+    ]
+    if missing:
+        raise ValueError(f"{path} is not a skipfold run config (missing {', '.join(missing)})")
+    return config
 
 
 def write_config(run: Path, config: dict[str, Any]) -> None:
@@ -55,7 +61,34 @@ def load_model_weights(run: Path) -> dict[str, torch.Tensor]:
     path = run / MODEL
     if not path.is_file():
         raise FileNotFoundError(f"{run}: {MODEL} is missing (the run has not finished an epoch)")
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise ValueError(f"{path} is not a readable safetensors file: {exc}") from None
+
+
+def load_model(run: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The run's trained network in eval mode, and its config.json."""
+    from models import build_model
+
+    config = read_config(run)
+    arch = dict(config["model"])
+    try:
+        model = build_model(
+            arch.pop("variant"),
+            arch.pop("depth"),
+            arch.pop("width"),
+            arch.pop("num_classes"),
+            **{k: v for k, v in arch.items() if v is not None},
+        )
+    except KeyError as exc:
+        raise ValueError(f"{run / CONFIG}: model.{exc.args[0]} is missing") from None
+    weights = load_model_weights(run)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise ValueError(f"{run / MODEL} does not match {run / CONFIG}: {exc}") from None
+    return model.eval(), config
 
 
 def save_state(

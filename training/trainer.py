@@ -26,7 +26,7 @@ import skipfold
 from models import build_model
 from training import run_folder
 from training.augment import random_crop_flip, standardize
-from training.config import TrainConfig
+from training.config import STANDARDIZATIONS, TrainConfig
 from training.datasets import ImageDataset, load_dataset
 from training.schedule import learning_rate
 
@@ -111,6 +111,7 @@ def evaluate_model(
     mean: torch.Tensor,
     std: torch.Tensor,
     batch_size: int = 500,
+    per_image: bool = False,
 ) -> tuple[float, float]:
     """(mean loss, accuracy) of an eval-mode model on uint8 [N, 3, H, W] images."""
     model.eval()
@@ -119,7 +120,7 @@ def evaluate_model(
     correct = torch.zeros((), device=device, dtype=torch.int64)
     with torch.no_grad(), _autocast(device):
         for start in range(0, len(images), batch_size):
-            x = standardize(images[start : start + batch_size], mean, std)
+            x = standardize(images[start : start + batch_size], mean, std, per_image)
             y = labels[start : start + batch_size]
             logits = model(x).float()
             loss_sum += F.cross_entropy(logits, y, reduction="sum")
@@ -142,6 +143,10 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False) -> dict
         )
     if config.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {config.epochs}")
+    if config.standardize not in STANDARDIZATIONS:
+        raise ValueError(
+            f"unknown standardization {config.standardize!r}; choose {', '.join(STANDARDIZATIONS)}"
+        )
     if run.exists() and any(run.iterdir()) and not resume:
         raise FileExistsError(f"{run} already holds a run; pass --resume or choose another --out")
     if ddp.world_size > 1:
@@ -182,6 +187,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False) -> dict
                     "classes": data.classes,
                     "mean": mean_list,
                     "std": std_list,
+                    "standardize": config.standardize,
                     "input_size": [
                         int(data.train_images.shape[1]),
                         int(data.train_images.shape[2]),
@@ -215,6 +221,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False) -> dict
     test_y = torch.from_numpy(data.test_labels).to(device)
     mean = torch.tensor(mean_list, device=device)
     std = torch.tensor(std_list, device=device)
+    per_image = config.standardize == "per-image"
 
     global_batch = config.batch_size
     local_batch = global_batch // ddp.world_size
@@ -257,7 +264,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False) -> dict
             index = order[step * global_batch : (step + 1) * global_batch]
             images = random_crop_flip(train_x[index], generator)
             mine = slice(ddp.rank * local_batch, (ddp.rank + 1) * local_batch)
-            x = standardize(images[mine], mean, std)
+            x = standardize(images[mine], mean, std, per_image)
             y = train_y[index][mine]
             with _autocast(device):
                 logits = train_model(x)
@@ -295,7 +302,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False) -> dict
             dist.all_reduce(correct)
         trained = steps_per_epoch * global_batch
         mine_x, mine_y = test_x[ddp.rank :: ddp.world_size], test_y[ddp.rank :: ddp.world_size]
-        test_loss, test_acc = evaluate_model(model, mine_x, mine_y, mean, std)
+        test_loss, test_acc = evaluate_model(model, mine_x, mine_y, mean, std, per_image=per_image)
         if ddp.world_size > 1:
             sums = torch.tensor([test_loss * len(mine_x), test_acc * len(mine_x)], device=device)
             dist.all_reduce(sums)

@@ -39,3 +39,18 @@ def test_standardize_uses_the_given_statistics():
     out = standardize(images, mean, std)
     torch.testing.assert_close(out[0, :, 0, 0], torch.tensor([0.2, 0.0, -0.4]))
     assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_per_image_standardization_gives_each_image_zero_mean_unit_std():
+    images = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    images[1] = 200  # flat: its std is 0, the floor 1/sqrt(3*8*8) keeps it finite
+    ignored = torch.tensor([9.0, 9.0, 9.0])
+    x = standardize(images, ignored, ignored, per_image=True)
+    for i in (0, 2, 3):
+        assert abs(x[i].mean().item()) < 1e-5
+        assert abs(x[i].std(correction=0).item() - 1) < 1e-4
+    assert torch.equal(x[1], torch.zeros_like(x[1]))
+    # invariant to brightness and contrast: the reason the SkipInit paper uses it
+    brighter = (images[0].float() * 0.5 + 40).round().to(torch.uint8)
+    y = standardize(torch.stack([brighter]), ignored, ignored, per_image=True)
+    assert (y[0] - x[0]).abs().max() < 0.05

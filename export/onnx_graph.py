@@ -1,0 +1,155 @@
+"""From a torch network to one self-contained ONNX graph that takes decoded images.
+
+The graph's input is what an image decoder yields, uint8 [N, H, W, 3]; the cast, the transpose
+to NCHW and the run's standardization happen inside it, so a client sends pixels and nothing
+about preprocessing can drift between training and serving. Outputs: `logits` and
+`probabilities`, float32 [N, classes].
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("logits", "probabilities")
+MIN_OPSET = 18
+
+
+class ImageClassifier(nn.Module):
+    """uint8 [N, H, W, 3] -> (logits, probabilities), standardizing as training did."""
+
+    def __init__(
+        self,
+        network: nn.Module,
+        mean: Sequence[float],
+        std: Sequence[float],
+        per_image: bool = False,
+    ) -> None:
+        super().__init__()
+        self.network = network
+        self.per_image = per_image
+        mean64 = torch.tensor(mean, dtype=torch.float64)
+        std64 = torch.tensor(std, dtype=torch.float64)
+        # (x / 255 - mean) / std as one multiply-add per pixel.
+        self.register_buffer("scale", (1.0 / (255.0 * std64)).float().view(1, 3, 1, 1))
+        self.register_buffer("shift", (-mean64 / std64).float().view(1, 3, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = images.permute(0, 3, 1, 2).float()
+        if self.per_image:  # training.augment.standardize(per_image=True), op for op
+            x = x / 255.0
+            centred = x - x.mean((1, 2, 3), keepdim=True)
+            floor = 1.0 / math.sqrt(x[0].numel())
+            x = centred / centred.square().mean((1, 2, 3), keepdim=True).sqrt().clamp_min(floor)
+        else:
+            x = x * self.scale + self.shift
+        logits = self.network(x)
+        return logits, torch.softmax(logits, dim=1)
+
+
+def export_onnx(
+    classifier: ImageClassifier, input_size: Sequence[int], opset: int = MIN_OPSET
+) -> onnx.ModelProto:
+    """Export with a dynamic batch dimension, constants folded, nothing else rewritten.
+
+    The torch exporter's own optimizer would fuse conv + BN; it is switched off so that an
+    unfolded export really keeps every BatchNormalization, and only constant folding and
+    dead-code removal run (onnxscript / onnx_ir passes), for folded and unfolded alike.
+    """
+    import onnx_ir as ir
+    import onnx_ir.passes.common as passes
+    import onnxscript.optimizer
+
+    if opset < MIN_OPSET:
+        raise ValueError(f"opset must be {MIN_OPSET} or later, got {opset}")
+    height, width = input_size
+    example = torch.zeros(2, height, width, 3, dtype=torch.uint8)  # batch >= 2 for a dynamic dim
+    # The exporter warns about every torchvision op it cannot register; none is used here.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            classifier.eval(),
+            (example,),
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            dynamic_shapes={INPUT_NAME: {0: "batch"}},
+            optimize=False,
+            verbose=False,
+        )
+    model = program.model
+    onnxscript.optimizer.fold_constants(model)
+    ir.passes.Sequential(
+        passes.RemoveUnusedNodesPass(),
+        passes.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
+        passes.DeduplicateInitializersPass(),
+        passes.CommonSubexpressionEliminationPass(),
+        passes.RemoveUnusedNodesPass(),
+    )(model)
+    proto = ir.serde.serialize_model(model)
+    _strip_exporter_annotations(proto)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def _strip_exporter_annotations(model: onnx.ModelProto) -> None:
+    """Drop per-node traces of the exporting Python process (module paths, FX node text)."""
+    graph = model.graph
+    for node in graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    for value in (*graph.input, *graph.output, *graph.value_info, *graph.initializer):
+        del value.metadata_props[:]
+    del graph.metadata_props[:]
+    graph.doc_string = ""
+    model.doc_string = ""
+
+
+def op_counts(model: onnx.ModelProto) -> dict[str, int]:
+    """Nodes by op type, most frequent first."""
+    counts = collections.Counter(node.op_type for node in model.graph.node)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def parameter_count(model: onnx.ModelProto) -> int:
+    """Elements of every initializer (weights, biases, BN statistics, preprocessing constants)."""
+    return int(sum(np.prod(init.dims, dtype=np.int64) for init in model.graph.initializer))
+
+
+def flops_per_image(model: onnx.ModelProto) -> int:
+    """2 x the multiply-adds of every Conv, Gemm and MatMul for one image (the usual convention).
+
+    Element-wise ops, pooling and softmax are left out: they are a rounding error here.
+    """
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes: dict[str, list[int]] = {}
+    for value in (*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input):
+        dims = value.type.tensor_type.shape.dim
+        shapes[value.name] = [d.dim_value if d.HasField("dim_value") else 1 for d in dims]
+    for init in inferred.graph.initializer:
+        shapes[init.name] = list(init.dims)
+    total = 0
+    for node in inferred.graph.node:
+        if node.op_type == "Conv":
+            out = shapes[node.output[0]]
+            weight = shapes[node.input[1]]  # [C_out, C_in / groups, kh, kw]
+            total += 2 * int(np.prod(out[1:])) * int(np.prod(weight[1:]))
+        elif node.op_type in ("Gemm", "MatMul"):
+            out = shapes[node.output[0]]
+            weight = shapes[node.input[1]]  # [K, N], or [N, K] for Gemm with transB
+            trans_b = any(a.name == "transB" and a.i for a in node.attribute)
+            inner = weight[-1] if trans_b else weight[-2]
+            total += 2 * int(np.prod(out[1:])) * int(inner)
+    return total

@@ -1,0 +1,98 @@
+"""Proof on every export: the ONNX graph computes what the trained PyTorch model computes.
+
+The reference is the run's own eval-mode network with BN, fed by training's own
+standardization; the candidate is the exported graph in ONNX Runtime with every graph
+optimization disabled (so ORT cannot hide a folding mistake by fixing the graph itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+MAX_ABS_LOGIT_DIFF = 1e-4
+RANDOM_IMAGES = 64
+_CHUNK = 64
+
+
+class VerificationError(ValueError):
+    """The exported graph disagrees with the PyTorch model."""
+
+
+def random_images(count: int, input_size: Sequence[int], seed: int = 0) -> np.ndarray:
+    height, width = input_size
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (count, height, width, 3), dtype=np.uint8)
+
+
+@torch.no_grad()
+def reference_logits(
+    model: torch.nn.Module,
+    images: np.ndarray,
+    mean: Sequence[float],
+    std: Sequence[float],
+    per_image: bool = False,
+) -> np.ndarray:
+    """The PyTorch eval model on uint8 NHWC images, preprocessed exactly as in training."""
+    from training.augment import standardize
+
+    mean_t, std_t = torch.tensor(mean), torch.tensor(std)
+    model = model.eval()
+    chunks = []
+    for start in range(0, len(images), _CHUNK):
+        batch = torch.from_numpy(images[start : start + _CHUNK]).permute(0, 3, 1, 2)
+        chunks.append(model(standardize(batch, mean_t, std_t, per_image)).double().numpy())
+    return np.concatenate(chunks)
+
+
+def onnx_outputs(model_bytes: bytes, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, probabilities) from ONNX Runtime on the CPU, no graph optimizations, 1 thread."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = 1  # one thread: the same figures on every export
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    logits, probabilities = [], []
+    for start in range(0, len(images), _CHUNK):
+        out = session.run(None, {"images": images[start : start + _CHUNK]})
+        logits.append(out[0])
+        probabilities.append(out[1])
+    return np.concatenate(logits), np.concatenate(probabilities)
+
+
+def verify(
+    model_bytes: bytes,
+    model: torch.nn.Module,
+    mean: Sequence[float],
+    std: Sequence[float],
+    images: np.ndarray,
+    *,
+    per_image: bool = False,
+    tolerance: float = MAX_ABS_LOGIT_DIFF,
+) -> dict[str, Any]:
+    """Compare on `images`; raise VerificationError past `tolerance` or on any top-1 change."""
+    expected = reference_logits(model, images, mean, std, per_image)
+    logits, probabilities = onnx_outputs(model_bytes, images)
+    diff = float(np.abs(logits.astype(np.float64) - expected).max())
+    same_top1 = logits.argmax(1) == expected.argmax(1)
+    softmax = np.exp(expected - expected.max(1, keepdims=True))
+    softmax /= softmax.sum(1, keepdims=True)
+    figures = {
+        "images": len(images),
+        "max_abs_logit_diff": diff,
+        "max_abs_probability_diff": float(np.abs(probabilities - softmax).max()),
+        "top1_agreement": float(same_top1.mean()),
+        "tolerance": tolerance,
+    }
+    if not np.isfinite(diff) or diff > tolerance or not same_top1.all():
+        raise VerificationError(
+            f"the ONNX graph disagrees with the PyTorch model on {len(images)} images: "
+            f"max |logit difference| {diff:.3g} (tolerance {tolerance:g}), "
+            f"top-1 agreement {100 * same_top1.mean():.1f}%"
+        )
+    return figures

@@ -1,0 +1,93 @@
+"""The FastAPI app: models loaded and warmed up in the lifespan, before the server is ready."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from service import errors, predict, v2
+from service.inference import InferenceEngine
+from service.metrics import Metrics
+from service.middleware import RequestContext
+from service.registry import ModelRegistry
+from service.settings import Settings
+from skipfold import __version__
+
+log = logging.getLogger("skipfold.service")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """An app serving `settings.repository`; nothing is loaded until the lifespan starts."""
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Loading and warm-up may take seconds: off the event loop, before readiness.
+        registry = await asyncio.to_thread(ModelRegistry.load, settings)
+        await asyncio.to_thread(registry.warm_up, settings.warmup_runs)
+        app.state.registry = registry
+        app.state.engine = InferenceEngine(
+            metrics, settings.max_batch_size, settings.max_queue_delay_ms
+        )
+        for model in registry.all():
+            log.info(
+                "serving %s version %d (%s, %s) on %s",
+                model.name,
+                model.version,
+                model.metadata.get("variant", "?"),
+                "folded" if model.metadata.get("folded") == "true" else "not folded",
+                ", ".join(model.runner.providers),
+            )
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            await app.state.engine.close()
+
+    app = FastAPI(
+        title="skipfold",
+        version=__version__,
+        description="BatchNorm-folded and SkipInit Wide-ResNets on ONNX Runtime.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.ready = False
+    errors.install(app)
+    app.include_router(predict.router)
+    app.include_router(v2.router)
+
+    # Kubernetes-style aliases of the v2 probes
+    app.add_api_route("/healthz", v2.live, methods=["GET"])
+    app.add_api_route("/readyz", v2.ready, methods=["GET"])
+
+    @app.get("/models")
+    async def models(request: Request) -> dict:
+        registry = request.app.state.registry
+        listed = []
+        for name, versions in registry.models.items():
+            latest = versions[max(versions)].describe()
+            del latest["version"]
+            listed.append({"name": name, "versions": sorted(versions), **latest})
+        return {"default": registry.default, "models": listed}
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    app.add_middleware(
+        RequestContext,
+        max_body_bytes=settings.max_body_bytes,
+        metrics=metrics,
+        api_key=api_key,
+        api_key_header=settings.api_key_header,
+    )
+    return app

@@ -1,0 +1,69 @@
+"""Every error leaves as JSON `{"error": "..."}` with a precise status; never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.registry import ModelNotFound
+from skipfold.images import ImageError, ImageTooLarge
+
+log = logging.getLogger("skipfold.service")
+
+
+class ApiError(Exception):
+    """An error to report to the client as it is."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def error_response(status: int, message: str, request: Request | None = None) -> JSONResponse:
+    headers = {}
+    request_id = getattr(getattr(request, "state", None), "request_id", None)
+    if request_id:
+        headers["X-Request-ID"] = request_id
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.message, request)
+
+    @app.exception_handler(ModelNotFound)
+    async def not_found(request: Request, exc: ModelNotFound) -> JSONResponse:
+        return error_response(404, str(exc.args[0]), request)
+
+    @app.exception_handler(ImageError)
+    async def bad_image(request: Request, exc: ImageError) -> JSONResponse:
+        status = 413 if isinstance(exc, ImageTooLarge) else 415 if exc.unsupported else 400
+        return error_response(status, str(exc), request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+            parts.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+        return error_response(400, "invalid request: " + "; ".join(parts), request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no such endpoint: {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"method {request.method} not allowed on {request.url.path}"
+        return error_response(exc.status_code, message, request)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("request %s failed", getattr(request.state, "request_id", "-"))
+        return error_response(500, "internal error (logged on the server)", request)

@@ -1,0 +1,145 @@
+"""Running models off the event loop, one ONNX Runtime call at a time, optionally batched.
+
+One worker thread owns ONNX Runtime: each call already uses every intra-op thread, so two
+concurrent calls would only fight over the cores. The event loop never runs a model.
+
+Dynamic batching (off by default): requests for the same model version that arrive within
+`max_queue_delay_ms` of the first waiting one, up to `max_batch_size` images, are concatenated
+into one call and the outputs are split back in order. A request is never split, and a
+request larger than the batch limit runs on its own. While a batch runs, the next one fills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.metrics import Metrics
+from service.registry import ServedModel
+
+
+@dataclass
+class Result:
+    outputs: list[np.ndarray]  # in the model's output order, this request's rows only
+    queue_s: float
+    inference_s: float
+    batch_size: int
+
+
+@dataclass
+class _Pending:
+    images: np.ndarray
+    future: asyncio.Future
+    enqueued: float
+
+
+class InferenceEngine:
+    def __init__(
+        self, metrics: Metrics, max_batch_size: int = 0, max_queue_delay_ms: float = 2.0
+    ) -> None:
+        self.metrics = metrics
+        self.max_batch_size = max_batch_size
+        self.max_delay = max_queue_delay_ms / 1000.0
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
+        self._batchers: dict[tuple[str, int], _Batcher] = {}
+
+    async def infer(self, model: ServedModel, images: np.ndarray) -> Result:
+        if self.max_batch_size > 1:
+            key = (model.name, model.version)
+            if key not in self._batchers:
+                self._batchers[key] = _Batcher(self, model)
+            return await self._batchers[key].submit(images)
+        enqueued = time.perf_counter()
+        outputs, started, finished = await self._run(model, images)
+        self.metrics.batch_size.labels(model.name).observe(len(images))
+        return Result(outputs, started - enqueued, finished - started, len(images))
+
+    async def _run(
+        self, model: ServedModel, images: np.ndarray
+    ) -> tuple[list[np.ndarray], float, float]:
+        def call() -> tuple[list[np.ndarray], float, float]:
+            started = time.perf_counter()
+            outputs = model.runner(images)
+            return outputs, started, time.perf_counter()
+
+        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+
+    async def close(self) -> None:
+        for batcher in self._batchers.values():
+            batcher.task.cancel()
+        self.executor.shutdown(wait=True)
+
+
+class _Batcher:
+    """The queue and the collecting task of one model version."""
+
+    def __init__(self, engine: InferenceEngine, model: ServedModel) -> None:
+        self.engine = engine
+        self.model = model
+        limit = engine.max_batch_size
+        if model.max_batch_size > 0:
+            limit = min(limit, model.max_batch_size)
+        self.limit = limit
+        self.pending: collections.deque[_Pending] = collections.deque()
+        self.wakeup = asyncio.Event()
+        self.task = asyncio.get_running_loop().create_task(self._collect())
+
+    async def submit(self, images: np.ndarray) -> Result:
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append(_Pending(images, future, time.perf_counter()))
+        self.wakeup.set()
+        return await future
+
+    def _queued(self) -> int:
+        return sum(len(p.images) for p in self.pending)
+
+    async def _collect(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self.pending:
+                self.wakeup.clear()
+                await self.wakeup.wait()
+            deadline = loop.time() + max(
+                0.0, self.engine.max_delay - (time.perf_counter() - self.pending[0].enqueued)
+            )
+            while self._queued() < self.limit and (remaining := deadline - loop.time()) > 0:
+                self.wakeup.clear()
+                try:
+                    await asyncio.wait_for(self.wakeup.wait(), remaining)
+                except asyncio.TimeoutError:
+                    break
+            batch = [self.pending.popleft()]
+            size = len(batch[0].images)
+            while self.pending and size + len(self.pending[0].images) <= self.limit:
+                size += len(self.pending[0].images)
+                batch.append(self.pending.popleft())
+            await self._run(batch)
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        images = batch[0].images if len(batch) == 1 else np.concatenate([p.images for p in batch])
+        try:
+            outputs, started, finished = await self.engine._run(self.model, images)
+        except Exception as exc:
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(exc)
+            return
+        self.engine.metrics.batch_size.labels(self.model.name).observe(len(images))
+        offset = 0
+        for p in batch:
+            rows = slice(offset, offset + len(p.images))
+            offset += len(p.images)
+            if not p.future.done():  # the client may have gone away
+                p.future.set_result(
+                    Result(
+                        [out[rows] for out in outputs],
+                        started - p.enqueued,
+                        finished - started,
+                        len(images),
+                    )
+                )

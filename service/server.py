@@ -1,0 +1,87 @@
+"""Running the app under uvicorn, with a graceful SIGTERM and a clean start-up failure.
+
+On SIGTERM (or Ctrl-C) readiness turns false at once, so a load balancer stops sending new
+requests; after `shutdown_delay_s` uvicorn stops accepting connections, lets the requests in
+flight finish, runs the lifespan shutdown and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from service.app import create_app
+from service.registry import RepositoryError
+from service.runtime import DeviceError
+from service.settings import Settings
+
+log = logging.getLogger("skipfold.service")
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: Any, delay: float) -> None:
+        super().__init__(config)
+        self.app_state = app.state
+        self.delay = delay
+        self._draining = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.app_state.ready = False
+        if self.delay > 0 and not self._draining:
+            self._draining = True
+            log.info("shutting down: not ready; stopping in %.1f s", self.delay)
+            asyncio.get_event_loop().call_later(self.delay, self._stop, sig, frame)
+            return
+        self._stop(sig, frame)
+
+    def _stop(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        # uvicorn re-raises the captured signal once it has shut down, which would end a
+        # graceful shutdown with status 143; the shutdown was clean, so exit 0 instead.
+        getattr(self, "_captured_signals", []).clear()
+
+
+class _CleanStartupFailure:
+    """Replace uvicorn's traceback for a start-up failure we explain ourselves by one line."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def clean_send(message: Any) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                last = message.get("message", "").strip().splitlines()[-1:] or [""]
+                for error in (RepositoryError, DeviceError):
+                    prefix = f"{error.__module__}.{error.__qualname__}: "
+                    if last[0].startswith(prefix):
+                        message = {**message, "message": "cannot start: " + last[0][len(prefix) :]}
+            await send(message)
+
+        await self.app(scope, receive, clean_send)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+
+def serve(settings: Settings) -> int:
+    app = create_app(settings)
+    config = uvicorn.Config(
+        _CleanStartupFailure(app),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,  # service.middleware logs each request with its id
+        timeout_graceful_shutdown=30,
+        lifespan="on",
+    )
+    server = _Server(config, app, settings.shutdown_delay_s)
+    server.run()
+    return 0 if server.started else 3

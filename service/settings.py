@@ -1,0 +1,72 @@
+"""Every knob of the server in one place: CLI flags and SKIPFOLD_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Device = Literal["cpu", "cuda", "auto"]
+OptimizationLevel = Literal["disabled", "basic", "extended", "all"]
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class Settings(BaseSettings):
+    """Defaults are the ones measured best on a 2-core CPU (docs/results.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="SKIPFOLD_", extra="ignore")
+
+    repository: Path = Field(Path("repo"), description="model repository (skipfold export)")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    device: Device = "cpu"
+    intra_op_threads: int = Field(
+        default_factory=_cpu_count, ge=1, description="ONNX Runtime threads per inference call"
+    )
+    optimization_level: OptimizationLevel = "all"
+    models: str = Field(
+        "",
+        description="comma-separated model names to serve, each optionally pinned "
+        "to versions: 'bn,skipinit:1:2' (default: every model, latest version)",
+    )
+    default_model: str | None = None
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(40_000_000, ge=1)
+    max_files_per_request: int = Field(64, ge=1)
+    top_k: int = Field(5, ge=1)
+    api_key: SecretStr | None = None
+    api_key_header: str = "X-API-Key"
+    max_batch_size: int = Field(0, ge=0, description="dynamic batching: 0 = off")
+    max_queue_delay_ms: float = Field(2.0, ge=0)
+    warmup_runs: int = Field(3, ge=0)
+    shutdown_delay_s: float = Field(
+        0.0, ge=0, description="after SIGTERM: keep serving this long while not ready"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("api_key")
+    @classmethod
+    def _empty_key_means_none(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
+
+    def pinned_versions(self) -> dict[str, list[int]]:
+        """`models` parsed: name -> pinned versions (an empty list means the latest)."""
+        selection: dict[str, list[int]] = {}
+        for item in filter(None, (part.strip() for part in self.models.split(","))):
+            name, *versions = item.split(":")
+            try:
+                selection[name] = [int(v) for v in versions]
+            except ValueError:
+                raise ValueError(
+                    f"invalid model selection {item!r}: use NAME or NAME:VERSION[:VERSION...]"
+                ) from None
+        return selection

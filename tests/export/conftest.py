@@ -1,0 +1,72 @@
+"""Trained-looking networks without training: random weights and randomized BN statistics."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from models import build_model
+from training import run_folder
+
+CLASSES = [f"class{i}" for i in range(10)]
+
+
+def randomize(model: torch.nn.Module, seed: int = 0, *, odd_gammas: bool = True) -> torch.nn.Module:
+    """Give every BN running statistics and affine parameters like a trained network's.
+
+    With `odd_gammas`, some channels get a negative, a zero and a tiny gamma: the cases a
+    folding must handle exactly and a naive one gets wrong.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def draw(shape, low, high):
+        return torch.rand(shape, generator=generator) * (high - low) + low
+
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                c = module.num_features
+                module.running_mean.copy_(torch.randn(c, generator=generator))
+                module.running_var.copy_(draw(c, 0.2, 4.0))
+                module.weight.copy_(draw(c, 0.3, 1.5))
+                module.bias.copy_(0.5 * torch.randn(c, generator=generator))
+                if odd_gammas:
+                    module.weight[0] = -module.weight[0]
+                    module.weight[1] = 0.0
+                    module.weight[2] = 1e-7
+            elif getattr(module, "alpha", None) is not None:
+                module.alpha.copy_(draw((), -0.5, 0.5))
+            if isinstance(module, torch.nn.Conv2d | torch.nn.Linear) and module.bias is not None:
+                module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=generator))
+    return model.eval()
+
+
+def make_run(
+    folder: Path, variant: str = "bn", depth: int = 16, width: int = 2, **randomize_options
+) -> Path:
+    """A run folder as `skipfold train` leaves it, holding a randomized network."""
+    model = randomize(build_model(variant, depth, width), **randomize_options)
+    folder.mkdir(parents=True)
+    run_folder.save_model(folder, model)
+    run_folder.write_config(
+        folder,
+        {
+            "model": model.arch,
+            "data": {
+                "dataset": "shapes",
+                "data_dir": None,
+                "classes": CLASSES,
+                "mean": [0.45, 0.5, 0.55],
+                "std": [0.25, 0.2, 0.3],
+                "input_size": [32, 32],
+            },
+            "recipe": {},
+        },
+    )
+    run_folder.write_metrics(folder, [{"epoch": 1, "test_acc": 0.5}])
+    return folder
+
+
+@pytest.fixture
+def bn_run(tmp_path) -> Path:
+    return make_run(tmp_path / "bn-16-2")

@@ -1,0 +1,101 @@
+"""The Triton-layout repository: accepted by Triton's own config schema, versioned, atomic."""
+
+import importlib.util
+import stat
+from pathlib import Path
+
+import pytest
+import tritonclient
+from google.protobuf import text_format
+
+from export import repository
+
+CLASSES = ["cat", "dog", "bird"]
+
+
+def triton_model_config():
+    """Triton's ModelConfig message, from the model_config.proto shipped in tritonclient."""
+    path = Path(tritonclient.__file__).parent / "grpc" / "model_config_pb2.py"
+    spec = importlib.util.spec_from_file_location("triton_model_config_pb2", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ModelConfig()
+
+
+def publish(repo, name="m", data=b"onnx-1", **overrides):
+    options = {"classes": CLASSES, "input_size": (32, 32), "max_batch_size": 16} | overrides
+    return repository.publish(repo, name, data, **options)
+
+
+def test_config_pbtxt_parses_as_a_triton_model_config(tmp_path):
+    publish(tmp_path)
+    config = text_format.Parse((tmp_path / "m" / "config.pbtxt").read_text(), triton_model_config())
+    assert config.name == "m"
+    assert config.platform == "onnxruntime_onnx"
+    assert config.max_batch_size == 16
+    assert config.version_policy.HasField("all")
+    (image,) = config.input
+    assert (image.name, list(image.dims)) == ("images", [32, 32, 3])
+    assert (
+        image.data_type
+        == type(config)
+        .DESCRIPTOR.fields_by_name["input"]
+        .message_type.fields_by_name["data_type"]
+        .enum_type.values_by_name["TYPE_UINT8"]
+        .number
+    )
+    assert [(o.name, list(o.dims)) for o in config.output] == [
+        ("logits", [3]),
+        ("probabilities", [3]),
+    ]
+    assert config.output[1].label_filename == "labels.txt"
+    assert (tmp_path / "m" / "labels.txt").read_text().splitlines() == CLASSES
+
+
+def test_each_export_adds_the_next_version_and_never_rewrites_one(tmp_path):
+    assert publish(tmp_path, data=b"first")[0] == 1
+    assert publish(tmp_path, data=b"second")[0] == 2
+    assert (tmp_path / "m" / "1" / "model.onnx").read_bytes() == b"first"
+    assert (tmp_path / "m" / "2" / "model.onnx").read_bytes() == b"second"
+    assert repository.versions(tmp_path / "m") == [1, 2]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "1",
+        "2",
+        "config.pbtxt",
+        "labels.txt",
+    ]
+
+
+def test_published_files_are_readable_by_other_users(tmp_path):
+    _, path = publish(tmp_path)
+    for p in (path, path.parent, path.parent.parent):
+        assert p.stat().st_mode & stat.S_IROTH
+
+
+def test_a_different_signature_under_the_same_name_is_refused(tmp_path):
+    publish(tmp_path)
+    with pytest.raises(ValueError, match="another --name"):
+        publish(tmp_path, classes=["a", "b"])
+    assert repository.versions(tmp_path / "m") == [1]
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    def disk_full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(repository, "_write_durably", disk_full)
+    with pytest.raises(OSError):
+        publish(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    publish(tmp_path)
+    monkeypatch.setattr(repository, "_write_durably", disk_full)
+    with pytest.raises(OSError):
+        publish(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "config.pbtxt", "labels.txt"]
+
+
+@pytest.mark.parametrize("name", ["", "../escape", "a/b", ".hidden", "sp ace"])
+def test_unsafe_names_are_refused(tmp_path, name):
+    with pytest.raises(ValueError, match="invalid model name"):
+        publish(tmp_path, name=name)

@@ -1,0 +1,83 @@
+"""A real model repository (exported with skipfold export) and helpers to serve it."""
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from export.exporter import export_run
+from tests.export.conftest import make_run
+
+
+@pytest.fixture(scope="session")
+def repo(tmp_path_factory) -> Path:
+    """bn (folded, versions 1 and 2) and skipinit, WRN-10-1 with randomized statistics."""
+    root = tmp_path_factory.mktemp("service")
+    repo = root / "repo"
+    bn = make_run(root / "bn", depth=10, width=1, odd_gammas=False)
+    skipinit = make_run(root / "skipinit", "skipinit", depth=10, width=1)
+    export_run(bn, repo)
+    export_run(bn, repo)
+    export_run(skipinit, repo)
+    return repo
+
+
+def png(array: np.ndarray, fmt: str = "PNG", **save_options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, fmt, **save_options)
+    return buffer.getvalue()
+
+
+def sample_images(count: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`skipfold serve` in its own process, as a user starts it."""
+
+    def __init__(self, repo: Path, *args: str, env: dict | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "skipfold", "serve", "--repo", str(repo)),
+                *("--port", str(self.port), "--threads", "1", *args),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.process.stdout.read()}")
+            try:
+                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError("server did not become ready")
+
+    def stop(self) -> str:
+        if self.process.poll() is None:
+            self.process.terminate()
+        output, _ = self.process.communicate(timeout=30)
+        return output
