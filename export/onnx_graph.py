@@ -46,9 +46,8 @@ class ImageClassifier(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = images.permute(0, 3, 1, 2).float()
         if self.per_image:  # training.augment.standardize(per_image=True), op for op
-            x = x / 255.0
             centred = x - x.mean((1, 2, 3), keepdim=True)
-            floor = 1.0 / math.sqrt(x[0].numel())
+            floor = 255.0 / math.sqrt(x[0].numel())
             x = centred / centred.square().mean((1, 2, 3), keepdim=True).sqrt().clamp_min(floor)
         else:
             x = x * self.scale + self.shift

@@ -27,6 +27,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "fold every BatchNorm and write a verified ONNX model into a Triton-layout repository",
     ),
     "serve": ("service.cli", "serve a model repository over HTTP (FastAPI + ONNX Runtime)"),
+    "bench": ("service.bench_cli", "latency and throughput: folded BN vs SkipInit vs unfolded"),
+    "demo": ("skipfold.demo", "train, export, time and serve BN and SkipInit WRNs: one command"),
 }
 
 

@@ -22,14 +22,16 @@ def standardize(
     the SkipInit paper's per-image standardization (TensorFlow's): each image minus its own
     mean over all pixels and channels, divided by its own std (at least 1/sqrt(pixels * 3)).
     """
-    x = images.float().div_(255.0)
+    x = images.float()
     if per_image:
-        floor = 1.0 / math.sqrt(x[0].numel())
+        # On the 0..255 scale, where sums of pixels are exact in float32: a flat image
+        # standardizes to exactly 0 in every framework, not to amplified rounding noise.
+        floor = 255.0 / math.sqrt(x[0].numel())
         centred = x - x.mean((1, 2, 3), keepdim=True)
         spread = centred.square().mean((1, 2, 3), keepdim=True).sqrt().clamp_min(floor)
         x = centred / spread
     else:
-        x = x.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
+        x = x.div_(255.0).sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
     return x.contiguous(memory_format=torch.channels_last)
 
 

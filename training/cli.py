@@ -31,7 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "SkipInit paper's, each image by its own mean/std",
     )
     recipe = parser.add_argument_group("recipe (default: the SkipInit paper's)")
-    recipe.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
+    recipe.add_argument(
+        "--epochs",
+        type=int,
+        default=d.epochs,
+        help=f"default {d.epochs}; 0 writes the initialized network (for latency work)",
+    )
     recipe.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch")
     recipe.add_argument("--lr", type=float, default=d.lr, help=f"default {d.lr}")
     recipe.add_argument("--schedule", default=d.schedule, choices=SCHEDULES)
@@ -69,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
             "(continue with --resume)"
         )
         return 130
+    if not last and config.epochs == 0:
+        print(f"wrote the initialized network to {args.out} (--epochs 0)")
     if last:
         print(
             f"done: {args.out}  test accuracy {100 * last['test_acc']:.2f}%  "

@@ -141,8 +141,8 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False) -> dict
         raise ValueError(
             f"batch size {config.batch_size} is not divisible by {ddp.world_size} processes"
         )
-    if config.epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {config.epochs}")
+    if config.epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {config.epochs}")
     if config.standardize not in STANDARDIZATIONS:
         raise ValueError(
             f"unknown standardization {config.standardize!r}; choose {', '.join(STANDARDIZATIONS)}"
@@ -330,6 +330,9 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False) -> dict
                 f"{seconds:.1f}s",
                 flush=True,
             )
+    if config.epochs == 0 and ddp.is_main:
+        # The initialized network as a run: what latency work and export tests need.
+        run_folder.save_model(run, model)
     if ddp.world_size > 1:
         dist.barrier()
     return last

@@ -254,3 +254,13 @@ def test_loss_falls_on_a_few_hundred_real_cifar10_images(tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["data"]["classes"][0] == "airplane" and config["data"]["train_images"] == 400
     assert rows[-1]["train_loss"] < rows[0]["train_loss"] - 0.05
+
+
+def test_zero_epochs_writes_the_initialized_network_as_a_run(tmp_path):
+    run = tmp_path / "init"
+    result = skipfold("train", "--variant", "skipinit", *TINY, "--epochs", "0", "--out", run)
+    assert result.returncode == 0, result.stderr
+    assert "initialized network" in result.stdout
+    weights = load_file(str(run / "model.safetensors"))
+    assert all(float(weights[k]) == 0.0 for k in weights if k.endswith("alpha"))
+    assert json.loads((run / "config.json").read_text())["model"]["variant"] == "skipinit"

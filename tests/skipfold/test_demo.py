@@ -1,0 +1,47 @@
+"""The demo's preparation: train, export three models, and reuse all of it the second time."""
+
+import onnx
+
+from export.repository import versions
+from skipfold import demo
+
+TINY = {
+    "depth": 10,
+    "width": 1,
+    "epochs": 1,
+    "lr": 0.05,
+    "schedule": "constant",
+    "standardize": "per-image",
+    "train_limit": 256,
+    "test_limit": 64,
+}
+
+
+def test_prepare_trains_exports_then_reuses(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(demo, "DEMO_RECIPE", TINY)
+    repo = demo.prepare(tmp_path, "shapes", None, retrain=False)
+    assert {name: versions(repo / name) for name in ("bn", "bn-unfolded", "skipinit")} == {
+        "bn": [1],
+        "bn-unfolded": [1],
+        "skipinit": [1],
+    }
+    unfolded = onnx.load(str(repo / "bn-unfolded" / "1" / "model.onnx"))
+    assert any(n.op_type == "BatchNormalization" for n in unfolded.graph.node)
+    capsys.readouterr()
+
+    demo.prepare(tmp_path, "shapes", None, retrain=False)  # the second run: nothing to do
+    output = capsys.readouterr().out
+    assert output.count("reusing") == 5 and "training" not in output
+    assert versions(repo / "bn") == [1]
+
+    demo.prepare(tmp_path, "shapes", None, retrain=True)
+    output = capsys.readouterr().out
+    assert output.count("training") == 2
+    # training is deterministic on the CPU: the same weights again, so no new version
+    assert versions(repo / "bn") == [1] and versions(repo / "skipinit") == [1]
+
+
+def test_samples_are_one_png_per_class(tmp_path):
+    paths = demo.write_samples(tmp_path)
+    assert [p.stem for p in paths][:3] == ["circle", "ring", "square"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
