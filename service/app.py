@@ -21,6 +21,20 @@ from skipfold import __version__
 log = logging.getLogger("skipfold.service")
 
 
+def _warm_up_decoders() -> None:
+    """Pillow imports its format plugins on first use: pay that before the first request."""
+    import io
+
+    from PIL import Image
+
+    from skipfold.images import FORMATS, decode_image
+
+    for fmt in FORMATS:
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(buffer, fmt)
+        decode_image(buffer.getvalue(), (8, 8))
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """An app serving `settings.repository`; nothing is loaded until the lifespan starts."""
     settings = settings or Settings()
@@ -31,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Loading and warm-up may take seconds: off the event loop, before readiness.
         registry = await asyncio.to_thread(ModelRegistry.load, settings)
         await asyncio.to_thread(registry.warm_up, settings.warmup_runs)
+        await asyncio.to_thread(_warm_up_decoders)
         app.state.registry = registry
         app.state.engine = InferenceEngine(
             metrics, settings.max_batch_size, settings.max_queue_delay_ms

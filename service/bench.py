@@ -1,8 +1,11 @@
 """`skipfold bench`: the latency comparison, measured so that machine noise cannot decide it.
 
 Method: every variant (model x optimization level, plus PyTorch eager) is warmed up, then all
-variants of one batch size run in short blocks, interleaved (A B C A B C ...; the order rotates
-each round), until the duration is spent, so drift and noise hit all of them alike. Reported:
+variants of one batch size run in short blocks, interleaved (A B C, C A B, ...: a fresh random
+order each round, so no variant always follows the same neighbour), until the duration is
+spent, so drift and noise hit all of them alike. PyTorch's OpenMP threads are told not to
+spin-wait (OMP_WAIT_POLICY=PASSIVE, unless set), as ONNX Runtime's are: a spinning pool would
+slow whichever variant runs next. Reported:
 median, p90, p99 of single-call latency, and the spread of the per-round medians (p25-p75),
 with throughput, FLOPs per image and the implied GFLOP/s beside the machine's measured float32
 matrix-multiply rate (the roof). Over HTTP (`--url`): N concurrent clients for a fixed time.
@@ -40,7 +43,7 @@ class BenchConfig:
     device: str = "cpu"
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 64])
     levels: list[str] = field(default_factory=lambda: ["disabled", "basic", "extended", "all"])
-    duration: float = 8.0  # seconds per batch size (in-process) or per concurrency (HTTP)
+    duration: float = 15.0  # seconds per batch size (in-process) or per concurrency (HTTP)
     threads: int = 0  # 0: all cores
     torch_reference: bool = True
     compile: bool = False
@@ -168,7 +171,13 @@ def _torch_variants(config: BenchConfig, models: dict[str, Path]) -> tuple[list[
     return variants, ""
 
 
-def _measure(variants: list[Variant], images: np.ndarray, duration: float, progress: Any) -> None:
+def _measure(
+    variants: list[Variant],
+    images: np.ndarray,
+    duration: float,
+    progress: Any,
+    rng: np.random.Generator,
+) -> None:
     """Interleaved rounds until `duration` seconds are spent; see the module docstring."""
     for v in variants:
         v.latencies, v.round_medians = [], []
@@ -182,9 +191,7 @@ def _measure(variants: list[Variant], images: np.ndarray, duration: float, progr
     deadline = time.perf_counter() + duration
     round_index = 0
     while time.perf_counter() < deadline or round_index < 3:
-        order = list(range(len(variants)))
-        shift = round_index % len(order)
-        for i in order[shift:] + order[:shift]:
+        for i in rng.permutation(len(variants)):
             v, block = variants[i], []
             for _ in range(calls[i]):
                 started = time.perf_counter()
@@ -306,6 +313,8 @@ def machine_description() -> str:
 def run_bench(config: BenchConfig, progress_factory: Callable[..., Any]) -> dict[str, Any]:
     from skipfold import __version__
 
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch starts its pool
+
     models = _repo_models(config)
     threads = _threads(config)
     roof, roof_how = matmul_roof(threads)
@@ -321,7 +330,7 @@ def run_bench(config: BenchConfig, progress_factory: Callable[..., Any]) -> dict
         for batch in config.batch_sizes:
             progress.set_postfix(batch=batch)
             images = rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8)
-            _measure(variants, images, config.duration, progress)
+            _measure(variants, images, config.duration, progress, rng)
             rows += [_summary(v, batch, roof) for v in variants]
     http_rows = []
     if config.url:

@@ -37,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--duration",
         type=float,
-        default=8.0,
-        help="seconds per batch size in-process, per concurrency over HTTP (default 8)",
+        default=15.0,
+        help="seconds per batch size in-process, per concurrency over HTTP (default 15)",
     )
     parser.add_argument(
         "--no-torch",

@@ -76,7 +76,9 @@ def to_array(image: Image.Image, size: Sequence[int]) -> np.ndarray:
     height, width = int(size[0]), int(size[1])
     try:
         image.seek(0)
-        image = ImageOps.exif_transpose(image)
+        image.load()
+        if "exif" in image.info:  # parsing EXIF costs more than decoding a small PNG: only if any
+            image = ImageOps.exif_transpose(image)
         image = image.convert("RGB")
         if image.size != (width, height):
             image = image.resize((width, height), Image.Resampling.BILINEAR)

@@ -1,0 +1,70 @@
+"""Decoding uploads: formats, modes, EXIF orientation, first GIF frame, bombs, garbage."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from skipfold.images import ImageError, ImageTooLarge, decode_image
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def test_exif_orientation_is_applied():
+    image = Image.new("RGB", (40, 20), (200, 0, 0))
+    image.paste((0, 200, 0), (0, 0, 8, 8))  # a green corner, top left as stored
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    data = encode(image, "JPEG", exif=exif.tobytes(), quality=100)
+    decoded = decode_image(data, (40, 20))  # (height, width) of the displayed image
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    np.testing.assert_array_equal(decoded, expected)
+    assert decoded[2, -3, 1] > 150 and decoded[2, 2, 1] < 50  # the green corner moved right
+
+
+def test_gif_first_frame_and_resize():
+    frames = [Image.new("P", (64, 48), i) for i in (1, 2)]
+    frames[0].putpalette([0, 0, 0, 255, 0, 0, 0, 0, 255] + [0] * 759)
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    decoded = decode_image(data, (32, 32))
+    assert decoded.shape == (32, 32, 3) and decoded.dtype == np.uint8
+    assert (decoded[..., 0] == 255).all()  # red: frame 1, not the blue frame 2
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "P", "1", "I;16", "CMYK"])
+def test_any_mode_becomes_rgb(mode):
+    image = Image.new("RGB", (32, 32), (10, 120, 240)).convert(mode)
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
+    assert decode_image(encode(image, fmt), (32, 32)).shape == (32, 32, 3)
+
+
+def test_pixel_limit_is_checked_from_the_header_before_decoding():
+    data = encode(Image.new("1", (5000, 5000)), "PNG")
+    with pytest.raises(ImageTooLarge, match="25,000,000 pixels"):
+        decode_image(data, (32, 32), max_pixels=1_000_000)
+
+
+@pytest.mark.parametrize(
+    ("data", "unsupported", "message"),
+    [
+        (b"", False, "empty"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, False, "corrupt PNG"),
+        (b"hello world", True, "not a supported image"),
+        (encode(Image.new("RGB", (8, 8)), "TIFF"), True, "not a supported image"),
+    ],
+)
+def test_garbage_is_a_clear_image_error(data, unsupported, message):
+    with pytest.raises(ImageError, match=message) as error:
+        decode_image(data, (32, 32))
+    assert error.value.unsupported is unsupported
+
+
+def test_truncated_jpeg_is_an_error():
+    data = encode(Image.new("RGB", (64, 64), (5, 5, 5)), "JPEG")
+    with pytest.raises(ImageError):
+        decode_image(data[: len(data) // 2], (32, 32))
