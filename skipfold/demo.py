@@ -96,7 +96,7 @@ def prepare(workdir: Path, dataset: str, data_dir: str | None, retrain: bool) ->
     """Train (or reuse) both runs and export the three models; return the repository."""
     from export.exporter import export_run
 
-    repo = workdir / "repo"
+    repo = workdir / ("repo" if dataset == "shapes" else f"repo-{dataset}")  # one class list each
     runs = {v: workdir / "runs" / f"{dataset}-{v}" for v in VARIANTS}
     for variant, run in runs.items():
         _train(run, variant, dataset, data_dir, retrain)
@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         repo = prepare(args.workdir, args.dataset, args.data_dir, args.retrain)
         _latency_table(repo)
-    sample = write_samples(args.workdir / "samples")[8]  # star.png
+    sample = write_samples(args.workdir / "samples")[8]  # star.png, a shapes image
     if not args.serve:
         return 0
     url = f"http://{args.host}:{args.port}"

@@ -2,11 +2,13 @@
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
@@ -56,6 +58,14 @@ def test_export_twice_gives_two_versions_with_identical_bytes(bn_run, tmp_path):
     assert verification["images"] == 65 and verification["max_abs_logit_diff"] <= 1e-4
     assert "BatchNormalization" not in json.loads(meta["op_counts"])
     assert json.loads(meta["op_counts_unfolded"])["BatchNormalization"] == 13
+
+    # config.pbtxt names the tensors the model has, with their types
+    session = ort.InferenceSession(str(v1), providers=["CPUExecutionProvider"])
+    config = (repo / "bn-16-2" / "config.pbtxt").read_text()
+    names = re.findall(r'^\s*name: "([^"]+)"', config, re.MULTILINE)
+    assert names == ["bn-16-2", *(t.name for t in session.get_inputs()), "logits", "probabilities"]
+    assert [o.name for o in session.get_outputs()] == ["logits", "probabilities"]
+    assert "TYPE_UINT8" in config and config.count("TYPE_FP32") == 2
 
 
 def test_no_fold_keeps_every_batchnorm_under_its_own_name(bn_run, tmp_path):

@@ -14,19 +14,34 @@ import pytest
 from PIL import Image
 
 from export.exporter import export_run
-from tests.export.conftest import make_run
 
 
 @pytest.fixture(scope="session")
 def repo(tmp_path_factory) -> Path:
-    """bn (folded, versions 1 and 2) and skipinit, WRN-10-1 with randomized statistics."""
+    """bn (folded, versions 1 and 2) and skipinit: WRN-10-1s quickly trained on `shapes`."""
+    from training.config import TrainConfig
+    from training.trainer import train
+
     root = tmp_path_factory.mktemp("service")
     repo = root / "repo"
-    bn = make_run(root / "bn", depth=10, width=1, odd_gammas=False)
-    skipinit = make_run(root / "skipinit", "skipinit", depth=10, width=1)
-    export_run(bn, repo)
-    export_run(bn, repo)
-    export_run(skipinit, repo)
+    runs = {}
+    for variant in ("bn", "skipinit"):
+        config = TrainConfig(
+            variant=variant,
+            depth=10,
+            width=1,
+            epochs=1,
+            lr=0.05,
+            schedule="constant",
+            train_limit=512,
+            test_limit=128,
+            standardize="per-image",
+        )
+        runs[variant] = root / variant
+        train(config, runs[variant])
+    export_run(runs["bn"], repo)
+    export_run(runs["bn"], repo, fold=True, name="bn")  # version 2 (same weights)
+    export_run(runs["skipinit"], repo)
     return repo
 
 

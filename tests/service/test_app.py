@@ -13,6 +13,7 @@ from PIL import Image
 from service.app import create_app
 from service.settings import Settings
 from tests.service.conftest import png, sample_images
+from training.shapes import CLASSES
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def test_predict_multipart_matches_onnx_runtime_called_directly(client, repo):
         assert len(top) == 3
         assert [p["index"] for p in top] == list(np.argsort(-row)[:3])
         assert [p["probability"] for p in top] == pytest.approx(row[[p["index"] for p in top]])
-        assert top[0]["label"] == f"class{top[0]['index']}"
+        assert top[0]["label"] == CLASSES[top[0]["index"]]
     timings = body["timings_ms"]
     assert set(timings) == {"decode", "queue", "inference", "total"}
     assert all(v >= 0 for v in timings.values()) and timings["total"] >= timings["inference"]
@@ -161,7 +162,7 @@ def test_models_lists_what_is_served(client):
     skipinit = by_name["skipinit"]
     assert (skipinit["variant"], skipinit["depth"], skipinit["width"]) == ("skipinit", 10, 1)
     assert skipinit["folded"] is True
-    assert skipinit["classes"] == [f"class{i}" for i in range(10)]
+    assert skipinit["classes"] == list(CLASSES)
     assert skipinit["input_shape"] == [-1, 32, 32, 3]
     assert skipinit["execution_providers"] == ["CPUExecutionProvider"]
 

@@ -1,9 +1,11 @@
 """`skipfold serve` as a process: a real uvicorn, Triton's own client, signals, start-up errors."""
 
+import asyncio
 import subprocess
 import sys
 import threading
 import time
+import zlib
 
 import httpx
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 import tritonclient.http as triton
 
 from tests.service.conftest import Server, png, sample_images
+from training.shapes import CLASSES
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,7 @@ def test_tritonclient_works_unchanged(server, repo):
         labels = [
             entry.decode().split(":")[2] if binary else entry.split(":")[2] for entry in top[:, 0]
         ]
-        assert labels == [f"class{i}" for i in expected[1].argmax(1)]
+        assert labels == [CLASSES[i] for i in expected[1].argmax(1)]
     with pytest.raises(triton.InferenceServerException, match="unknown model"):
         client.infer("nope", [tensor])
 
@@ -78,15 +81,17 @@ def test_sigterm_turns_readiness_off_finishes_in_flight_requests_and_exits_0(rep
         r = httpx.post(f"{server.url}/v2/models/bn/infer", json={"inputs": [tensor]}, timeout=60)
         results.append(r.status_code)
 
-    thread = threading.Thread(target=slow_request)
-    thread.start()
+    threads = [threading.Thread(target=slow_request) for _ in range(4)]
+    for thread in threads:
+        thread.start()
     time.sleep(0.05)
     server.process.terminate()
     time.sleep(0.3)
     ready = httpx.get(f"{server.url}/v2/health/ready", timeout=5)
     assert ready.status_code == 503 and ready.json() == {"ready": False}
-    thread.join(timeout=60)
-    assert results == [200]
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results == [200] * 4
     assert server.process.wait(timeout=30) == 0
     server.stop()
 
@@ -160,3 +165,97 @@ def test_the_serving_path_never_imports_torch(repo):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_every_endpoint_and_error_case_over_real_http(server, repo):
+    url = server.url
+    image = sample_images(1, seed=21)[0]
+    good = png(image)
+    get = {
+        "/healthz": 200,
+        "/readyz": 200,
+        "/v2": 200,
+        "/v2/health/live": 200,
+        "/v2/health/ready": 200,
+        "/v2/models/bn": 200,
+        "/v2/models/bn/versions/2": 200,
+        "/v2/models/bn/ready": 200,
+        "/v2/models/bn/config": 200,
+        "/models": 200,
+        "/metrics": 200,
+        "/v2/models/nope": 404,
+        "/nothing-here": 404,
+    }
+    for path, status in get.items():
+        response = httpx.get(url + path)
+        assert response.status_code == status, path
+        if status != 200:
+            assert "error" in response.json()
+
+    bomb = bytearray(png(np.zeros((1, 1, 3), np.uint8)))
+    bomb[16:24] = (20000).to_bytes(4, "big") + (20000).to_bytes(4, "big")  # IHDR width, height
+    bomb[29:33] = zlib.crc32(bytes(bomb[12:29])).to_bytes(4, "big")  # a valid header again
+    raw = {"content-type": "image/png"}
+    cases = [
+        ({"content": good[: len(good) // 2], "headers": raw}, 400),  # truncated PNG
+        ({"content": b"", "headers": raw}, 400),  # zero bytes
+        ({"files": {"file": ("notes.txt", b"just some text\n", "text/plain")}}, 415),
+        ({"content": bytes(bomb), "headers": raw}, 413),  # declares 20000x20000 pixels
+        ({"content": good, "headers": {"content-type": "application/json"}}, 415),
+        ({"content": b"\x00" * (11 * 1024 * 1024), "headers": raw}, 413),  # over 10 MB
+    ]
+    for kwargs, status in cases:
+        response = httpx.post(f"{url}/predict", timeout=30, **kwargs)
+        assert response.status_code == status, (kwargs.get("headers"), response.text)
+        assert set(response.json()) == {"error"} and "Traceback" not in response.text
+    assert httpx.post(f"{url}/predict?model=nope", content=good, headers=raw).status_code == 404
+    tensor = {"name": "images", "shape": [1, 32, 32, 3], "datatype": "UINT8", "data": [0] * 3072}
+    for change in ({"shape": [1, 3, 32, 32]}, {"datatype": "FP32"}):
+        response = httpx.post(f"{url}/v2/models/bn/infer", json={"inputs": [tensor | change]})
+        assert response.status_code == 400 and "error" in response.json()
+
+    # /predict and /v2 infer agree with the ONNX model run directly on the same pixels
+    direct = ort.InferenceSession(str(repo / "bn" / "2" / "model.onnx")).run(
+        ["probabilities"], {"images": image[None]}
+    )[0][0]
+    predicted = httpx.post(f"{url}/predict?top_k=10", content=good, headers=raw).json()
+    by_index = {p["index"]: p["probability"] for p in predicted["results"][0]["predictions"]}
+    np.testing.assert_allclose([by_index[i] for i in range(10)], direct, rtol=1e-6, atol=1e-9)
+    tensor["data"] = image.reshape(-1).tolist()
+    v2 = httpx.post(
+        f"{url}/v2/models/bn/infer",
+        json={"inputs": [tensor], "outputs": [{"name": "probabilities"}]},
+    ).json()
+    np.testing.assert_allclose(v2["outputs"][0]["data"], direct, rtol=1e-6, atol=1e-9)
+
+
+def test_64_concurrent_requests_are_all_answered_correctly_and_it_still_serves(server, repo):
+    images = sample_images(64, seed=33)
+    expected = ort.InferenceSession(str(repo / "skipinit" / "1" / "model.onnx")).run(
+        ["probabilities"], {"images": images}
+    )[0]
+
+    async def burst():
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        "/predict?model=skipinit&top_k=1",
+                        content=png(img),
+                        headers={"content-type": "image/png"},
+                    )
+                    for img in images
+                )
+            )
+
+    responses = asyncio.run(burst())
+    assert [r.status_code for r in responses] == [200] * 64
+    for response, row in zip(responses, expected, strict=True):
+        top = response.json()["results"][0]["predictions"][0]
+        assert top["index"] == int(row.argmax())
+        assert top["probability"] == pytest.approx(float(row.max()), rel=1e-5)
+    assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
+    again = httpx.post(
+        f"{server.url}/predict", content=png(images[0]), headers={"content-type": "image/png"}
+    )
+    assert again.status_code == 200

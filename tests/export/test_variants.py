@@ -1,0 +1,40 @@
+"""Every variant, exported and run in ONNX Runtime: no BN left, PyTorch's logits and top-1."""
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from export.exporter import build
+from export.verify import random_images, reference_logits
+from tests.export.conftest import make_run
+from training import run_folder
+
+
+@pytest.mark.parametrize(
+    ("variant", "fold"),
+    [("bn", True), ("bn", False), ("skipinit", True), ("skipinit-reg", True)],
+)
+def test_wrn_16_2_with_randomized_statistics_matches_pytorch(tmp_path, variant, fold):
+    run = make_run(tmp_path / variant, variant, depth=16, width=2, seed=3)  # gammas of both signs
+    exported = build(run, fold=fold)
+    ops = exported.ops_after
+    assert ("BatchNormalization" in ops) == (variant == "bn" and not fold)
+    if variant == "bn" and not fold:
+        assert ops["BatchNormalization"] == 13
+    session = ort.InferenceSession(exported.model_bytes, providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["images"]
+    assert session.get_inputs()[0].type == "tensor(uint8)"
+    assert [(o.name, o.type) for o in session.get_outputs()] == [
+        ("logits", "tensor(float)"),
+        ("probabilities", "tensor(float)"),
+    ]
+    model, config = run_folder.load_model(run)
+    for batch in (1, 7):
+        images = random_images(batch, (32, 32), seed=batch)
+        logits, probabilities = session.run(None, {"images": images})
+        expected = reference_logits(model, images, config["data"]["mean"], config["data"]["std"])
+        assert logits.shape == probabilities.shape == (batch, 10)
+        assert np.abs(logits - expected).max() <= 1e-4
+        assert (logits.argmax(1) == expected.argmax(1)).all()
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["variant"] == variant and meta["folded"] == str(fold).lower()
