@@ -28,10 +28,21 @@ def test_readme_starts_with_run_and_test_commands():
     assert "pytest" in test.split("&&")[-1]
 
 
-def test_ci_runs_exactly_the_readme_test_command():
+def test_ci_runs_exactly_the_readme_test_command_then_the_container_smoke_test():
     script = (ROOT / ".ci" / "run").read_text().splitlines()
     commands = [line for line in script if line and not line.startswith(("#", "set ", "cd "))]
-    assert commands == [readme_commands()[1]]
+    assert commands == [readme_commands()[1], "bash .ci/containers"]
+
+
+def test_the_api_image_installs_the_declared_serving_dependencies_only():
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    lines = (ROOT / "docker" / "api-requirements.txt").read_text().splitlines()
+    requirements = [line for line in lines if line and not line.startswith("#")]
+    for requirement in requirements:
+        assert f'"{requirement}"' in pyproject, requirement
+    names = {re.split(r"[<>=;\[ ]", r)[0].lower() for r in requirements}
+    assert {"onnxruntime", "fastapi", "uvicorn", "pillow", "numpy"} <= names
+    assert not names & {"torch", "onnx", "onnxscript", "safetensors", "matplotlib"}
 
 
 def test_dependencies_exclude_torchvision_and_keep_an_existing_torch():

@@ -259,3 +259,12 @@ def test_64_concurrent_requests_are_all_answered_correctly_and_it_still_serves(s
         f"{server.url}/predict", content=png(images[0]), headers={"content-type": "image/png"}
     )
     assert again.status_code == 200
+
+
+def test_healthcheck_module_follows_readiness(server):
+    env = {**__import__("os").environ, "SKIPFOLD_PORT": str(server.port)}
+    ready = subprocess.run([sys.executable, "-m", "service.healthcheck"], env=env, timeout=30)
+    assert ready.returncode == 0
+    env["SKIPFOLD_PORT"] = "1"  # nothing listens there
+    down = subprocess.run([sys.executable, "-m", "service.healthcheck"], env=env, timeout=30)
+    assert down.returncode == 1

@@ -1,0 +1,52 @@
+# syntax=docker/dockerfile:1
+# Two images from one file:
+#   --target api      the server: ONNX Runtime + FastAPI + uvicorn, no torch, non-root (default)
+#   --target trainer  torch (CPU) + the whole project: trains and exports the demo models
+ARG BASE_IMAGE=python:3.11-slim
+
+# The project's source, once for both images
+FROM scratch AS source
+COPY pyproject.toml README.md /src/
+COPY skipfold /src/skipfold
+COPY models /src/models
+COPY training /src/training
+COPY export /src/export
+COPY service /src/service
+
+FROM ${BASE_IMAGE} AS api-build
+# onnxruntime-gpu for the GPU variant (docker-compose.gpu.yml), with a CUDA base image
+ARG ONNXRUNTIME="onnxruntime>=1.20,<2"
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+RUN python3 -m venv /opt/venv
+COPY docker/api-requirements.txt /tmp/api-requirements.txt
+RUN grep -v '^onnxruntime' /tmp/api-requirements.txt > /tmp/requirements.txt \
+    && /opt/venv/bin/pip install -r /tmp/requirements.txt "${ONNXRUNTIME}"
+COPY --from=source /src /src
+# The project's own code only: its declared dependencies (torch, onnx, ...) stay out.
+RUN /opt/venv/bin/pip install --no-deps /src \
+    && find /opt/venv -name "__pycache__" -prune -exec rm -rf {} + \
+    && rm -rf /opt/venv/lib/python3*/site-packages/pip /opt/venv/lib/python3*/site-packages/setuptools
+
+FROM ${BASE_IMAGE} AS trainer
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PATH=/opt/venv/bin:$PATH
+RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install "torch==2.13.0" \
+    || /opt/venv/bin/pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
+COPY --from=source /src /src
+RUN /opt/venv/bin/pip install /src
+WORKDIR /data
+ENTRYPOINT ["skipfold"]
+CMD ["demo", "--workdir", "/data", "--no-serve"]
+
+FROM ${BASE_IMAGE} AS api
+COPY --from=api-build /opt/venv /opt/venv
+RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin skipfold
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    SKIPFOLD_REPOSITORY=/models \
+    SKIPFOLD_HOST=0.0.0.0 \
+    SKIPFOLD_PORT=8000
+USER skipfold
+EXPOSE 8000
+HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["python3", "-m", "service.healthcheck"]
+ENTRYPOINT ["skipfold", "serve"]
