@@ -45,7 +45,8 @@ class ExportedModel:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -118,7 +119,7 @@ def build(
         "std": json.dumps(std),
         "standardize": standardization,
         "source_run": run.resolve().name,
-        "weights_sha256": _sha256(run / run_folder.MODEL),
+        "weights_sha256": file_sha256(run / run_folder.MODEL),
         "skipfold_version": __version__,
         "exporter": f"torch {torch.__version__}, onnx {onnx.__version__}",
         "parameters": str(result.parameters),

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from service.registry import CONFIG_FILE, MODEL_FILE, _versions
+from service.registry import CONFIG_FILE, MODEL_FILE, model_versions
 from service.runtime import create_session, resolve_providers
 
 BLOCK_SECONDS = 0.03  # one variant's turn in a round
@@ -79,7 +79,7 @@ def _repo_models(config: BenchConfig) -> dict[str, Path]:
     for model_dir in sorted(config.repo.iterdir()):
         if model_dir.name.startswith(".") or not (model_dir / CONFIG_FILE).is_file():
             continue
-        versions = _versions(model_dir)
+        versions = model_versions(model_dir)
         if versions:
             found[model_dir.name] = model_dir / str(versions[-1]) / MODEL_FILE
     if config.models:

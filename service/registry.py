@@ -84,7 +84,8 @@ def _max_batch_size(model_dir: Path) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _versions(model_dir: Path) -> list[int]:
+def model_versions(model_dir: Path) -> list[int]:
+    """The version numbers under a model folder that hold a model.onnx, ascending."""
     return sorted(
         int(p.name)
         for p in model_dir.iterdir()
@@ -164,7 +165,7 @@ class ModelRegistry:
                 "'skipfold export runs/NAME --repo REPO', or run 'skipfold demo')"
             )
         available = {
-            p.name: _versions(p)
+            p.name: model_versions(p)
             for p in sorted(repo.iterdir())
             if p.is_dir() and not p.name.startswith(".") and (p / CONFIG_FILE).is_file()
         }

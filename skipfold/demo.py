@@ -81,7 +81,7 @@ def _exported(repo: Path, name: str, run: Path) -> bool:
     """Does the latest version of `name` hold this run's current weights?"""
     import onnx
 
-    from export.exporter import _sha256
+    from export.exporter import file_sha256
     from export.repository import MODEL_FILE, versions
 
     found = versions(repo / name)
@@ -89,7 +89,7 @@ def _exported(repo: Path, name: str, run: Path) -> bool:
         return False
     model = onnx.load(str(repo / name / str(found[-1]) / MODEL_FILE), load_external_data=False)
     meta = {p.key: p.value for p in model.metadata_props}
-    return meta.get("weights_sha256") == _sha256(run / "model.safetensors")
+    return meta.get("weights_sha256") == file_sha256(run / "model.safetensors")
 
 
 def prepare(workdir: Path, dataset: str, data_dir: str | None, retrain: bool) -> Path:
