@@ -283,7 +283,7 @@ async def _http_load(
         await asyncio.gather(*(client(started + duration, True) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     if not latencies:
-        raise RuntimeError(f"no request to {target} succeeded ({errors} failed)")
+        raise ConnectionError(f"no request to {target} succeeded ({errors} failed)")
     lat = np.array(latencies)
     return {
         "model": model,
