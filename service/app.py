@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.to_thread(_warm_up_decoders)
         app.state.registry = registry
         app.state.engine = InferenceEngine(
-            metrics, settings.max_batch_size, settings.max_queue_delay_ms
+            metrics, settings.max_batch_size, settings.max_queue_delay_ms, settings.inline_max_ms
         )
         for model in registry.all():
             log.info(
@@ -76,7 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.ready = False
     errors.install(app)
-    app.include_router(predict.router)
+    # Served by the request middleware directly; routed too, so another method gets a 405
+    app.add_route("/predict", predict.predict, methods=["POST"], include_in_schema=False)
     app.include_router(v2.router)
 
     # Kubernetes-style aliases of the v2 probes
@@ -97,6 +98,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)  # builds and caches app.openapi_schema
+            schema["paths"] = {"/predict": predict.OPENAPI, **schema["paths"]}
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     app.add_middleware(
         RequestContext,
@@ -104,5 +113,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=metrics,
         api_key=api_key,
         api_key_header=settings.api_key_header,
+        direct={("POST", "/predict"): predict.endpoint},
     )
     return app

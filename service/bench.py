@@ -8,7 +8,10 @@ spin-wait (OMP_WAIT_POLICY=PASSIVE, unless set), as ONNX Runtime's are: a spinni
 slow whichever variant runs next. Reported:
 median, p90, p99 of single-call latency, and the spread of the per-round medians (p25-p75),
 with throughput, FLOPs per image and the implied GFLOP/s beside the machine's measured float32
-matrix-multiply rate (the roof). Over HTTP (`--url`): N concurrent clients for a fixed time.
+matrix-multiply rate (the roof). Over HTTP (`--url`): the serving overhead, measured by one
+client that interleaves POST /predict, the same model run in-process and GET /v2/health/live
+in a fresh random order each round; then N concurrent clients for a fixed time, in blocks that
+alternate with the model run in-process, for the throughput ratio.
 
 PyTorch is optional (the API image has none): without it the reference rows are skipped.
 """
@@ -33,6 +36,7 @@ from service.registry import CONFIG_FILE, MODEL_FILE, model_versions
 from service.runtime import create_session, resolve_providers
 
 BLOCK_SECONDS = 0.03  # one variant's turn in a round
+LOAD_BLOCK_SECONDS = 2.0  # HTTP load, then half as long in-process, and again
 
 
 @dataclass
@@ -249,9 +253,16 @@ def matmul_roof(threads: int, size: int = 2048, repeats: int = 5) -> tuple[float
 
 
 async def _http_load(
-    url: str, model: str, body: bytes, concurrency: int, duration: float
+    url: str,
+    model: str,
+    body: bytes,
+    concurrency: int,
+    duration: float,
+    run_in_process: Callable[[], Any],
 ) -> dict[str, Any]:
-    """`concurrency` clients, each sending the next request when the last one answered."""
+    """`concurrency` clients, each sending the next request when the last one answered, in
+    blocks that alternate with blocks of the same model run in-process (the server idle), so
+    that the throughput ratio is measured under the same machine conditions."""
     import aiohttp
 
     latencies: list[float] = []
@@ -279,23 +290,93 @@ async def _http_load(
 
         warm = time.perf_counter() + min(1.0, duration / 4)
         await asyncio.gather(*(client(warm, False) for _ in range(concurrency)))
-        started = time.perf_counter()
-        await asyncio.gather(*(client(started + duration, True) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+        block = min(LOAD_BLOCK_SECONDS, duration / 2)
+        http_seconds = in_process_seconds = 0.0
+        in_process_calls = 0
+        deadline = time.perf_counter() + duration
+        while time.perf_counter() < deadline or not in_process_calls:
+            started = time.perf_counter()
+            await asyncio.gather(*(client(started + block, True) for _ in range(concurrency)))
+            http_seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            while time.perf_counter() - started < block / 2:  # nothing is in flight now
+                run_in_process()
+                in_process_calls += 1
+            in_process_seconds += time.perf_counter() - started
     if not latencies:
         raise ConnectionError(f"no request to {target} succeeded ({errors} failed)")
     lat = np.array(latencies)
+    requests_per_s = len(latencies) / http_seconds
+    in_process_per_s = in_process_calls / in_process_seconds
     return {
         "model": model,
         "concurrency": concurrency,
         "requests": len(latencies),
         "errors": errors,
-        "seconds": elapsed,
-        "requests_per_s": len(latencies) / elapsed,
+        "seconds": http_seconds,
+        "requests_per_s": requests_per_s,
         "p50_ms": 1000 * float(np.median(lat)),
         "p90_ms": 1000 * float(np.percentile(lat, 90)),
         "p99_ms": 1000 * float(np.percentile(lat, 99)),
+        "in_process_images_per_s": in_process_per_s,
+        "fraction_of_in_process": requests_per_s / in_process_per_s,
     }
+
+
+def _http_overhead(
+    url: str, model: str, body: bytes, run_in_process: Callable[[], Any], duration: float
+) -> dict[str, Any]:
+    """One client (the standard library's, the lightest at hand), interleaving POST /predict
+    with the same model run in this process and with GET /v2/health/live, the smallest request
+    (what HTTP costs with no model and no image). Machine drift hits the three alike."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+    base = parts.path.rstrip("/")
+    headers = {"Content-Type": "image/png"}
+    errors = 0
+
+    def predict() -> None:
+        nonlocal errors
+        connection.request("POST", f"{base}/predict?model={model}&top_k=1", body, headers)
+        response = connection.getresponse()
+        response.read()
+        errors += response.status != 200
+
+    def health() -> None:
+        nonlocal errors
+        connection.request("GET", f"{base}/v2/health/live")
+        response = connection.getresponse()
+        response.read()
+        errors += response.status != 200
+
+    steps = {"http": predict, "in_process": run_in_process, "health": health}
+    latencies: dict[str, list[float]] = {name: [] for name in steps}
+    order = list(steps)
+    rng = np.random.default_rng(0)
+    try:
+        for _ in range(10):
+            for step in steps.values():
+                step()
+        errors = 0
+        deadline = time.perf_counter() + duration
+        while time.perf_counter() < deadline or len(latencies["http"]) < 5:
+            for i in rng.permutation(len(order)):
+                started = time.perf_counter()
+                steps[order[i]]()
+                latencies[order[i]].append(time.perf_counter() - started)
+    except (OSError, http.client.HTTPException) as exc:
+        raise ConnectionError(f"{url}: {exc}") from None
+    finally:
+        connection.close()
+    summary: dict[str, Any] = {"model": model, "rounds": len(latencies["http"]), "errors": errors}
+    for name, values in latencies.items():
+        summary[f"{name}_p50_ms"] = 1000 * statistics.median(values)
+        summary[f"{name}_p90_ms"] = 1000 * float(np.percentile(values, 90))
+    summary["difference_ms"] = summary["http_p50_ms"] - summary["in_process_p50_ms"]
+    return summary
 
 
 def machine_description() -> str:
@@ -333,20 +414,42 @@ def run_bench(config: BenchConfig, progress_factory: Callable[..., Any]) -> dict
             _measure(variants, images, config.duration, progress, rng)
             rows += [_summary(v, batch, roof) for v in variants]
     http_rows = []
+    overhead = None
     if config.url:
         http_model = config.http_model or next(iter(models))
+        if http_model not in models:
+            raise ValueError(f"--http-model {http_model!r} is not among {', '.join(models)}")
         import io
 
         from PIL import Image
 
+        image = rng.integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
         buffer = io.BytesIO()
-        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buffer, "PNG")
+        Image.fromarray(image[0]).save(buffer, "PNG")
+        session = create_session(
+            models[http_model], resolve_providers(config.device), threads, "all", config.device
+        )
+        with progress_factory(total=1, desc="HTTP overhead", unit="run") as bar:
+            overhead = _http_overhead(
+                config.url,
+                http_model,
+                buffer.getvalue(),
+                lambda: session.run(None, {"images": image}),
+                config.duration,
+            )
+            bar.update(1)
+        overhead["provider"] = session.get_providers()[0].removesuffix("ExecutionProvider")
         with progress_factory(total=len(config.concurrency), desc="HTTP", unit="level") as bar:
             for concurrency in config.concurrency:
                 http_rows.append(
                     asyncio.run(
                         _http_load(
-                            config.url, http_model, buffer.getvalue(), concurrency, config.duration
+                            config.url,
+                            http_model,
+                            buffer.getvalue(),
+                            concurrency,
+                            config.duration,
+                            lambda: session.run(None, {"images": image}),
                         )
                     )
                 )
@@ -370,5 +473,6 @@ def run_bench(config: BenchConfig, progress_factory: Callable[..., Any]) -> dict
         "roof_method": roof_how,
         "notes": [n for n in [note] if n],
         "in_process": rows,
+        "http_overhead": overhead,
         "http": http_rows,
     }

@@ -58,25 +58,20 @@ def ratios(results: dict[str, Any], meta: dict[str, dict[str, str]]) -> list[dic
         if r["level"] == "all":
             eager = _find(rows, model=r["model"], engine="torch-eager", batch=r["batch"])
             add(f"ONNX Runtime ({r['model']}) / PyTorch eager", r, eager)
-    for h in results.get("http", []):
-        if h["concurrency"] == 1:
-            inproc = _find(ort_rows, model=h["model"], batch=1, level="all")
-            if inproc:
-                out.append(
-                    {
-                        "comparison": f"HTTP p50 - in-process p50 ({h['model']}, concurrency 1)",
-                        "batch": 1,
-                        "level": "all",
-                        "provider": inproc["provider"],
-                        "numerator_ms": h["p50_ms"],
-                        "denominator_ms": inproc["p50_ms"],
-                        "difference_ms": h["p50_ms"] - inproc["p50_ms"],
-                    }
-                )
-        inproc = _find(ort_rows, model=h["model"], batch=1, level="all")
-        if inproc:
-            h["in_process_images_per_s"] = inproc["images_per_s"]
-            h["fraction_of_in_process"] = h["requests_per_s"] / inproc["images_per_s"]
+    overhead = results.get("http_overhead")
+    if overhead:
+        out.append(
+            {
+                "comparison": f"HTTP p50 - in-process p50 ({overhead['model']}, one client, "
+                "interleaved)",
+                "batch": 1,
+                "level": "all",
+                "provider": overhead["provider"],
+                "numerator_ms": overhead["http_p50_ms"],
+                "denominator_ms": overhead["in_process_p50_ms"],
+                "difference_ms": overhead["difference_ms"],
+            }
+        )
     return out
 
 
@@ -118,6 +113,22 @@ def markdown(results: dict[str, Any], command: str) -> str:
             lines.append(
                 f"| {c['comparison']} | {c['batch']} | {c['level']} | {c['provider']} "
                 f"| {c['numerator_ms']:.3f} | {c['denominator_ms']:.3f} | {value} |"
+            )
+    overhead = results.get("http_overhead")
+    if overhead:
+        lines += [
+            "",
+            f"| one client, interleaved ({overhead['rounds']} rounds, {overhead['errors']} errors) "
+            "| p50 ms | p90 ms |",
+            "| --- | ---: | ---: |",
+        ]
+        for key, label in (
+            ("in_process", f"{overhead['model']} in-process (ONNX Runtime, batch 1)"),
+            ("http", f"POST /predict?model={overhead['model']} (one 32x32 PNG)"),
+            ("health", "GET /v2/health/live (HTTP alone)"),
+        ):
+            lines.append(
+                f"| {label} | {overhead[key + '_p50_ms']:.3f} | {overhead[key + '_p90_ms']:.3f} |"
             )
     if results.get("http"):
         lines += [

@@ -17,6 +17,12 @@ SETTINGS_FLAGS = {
     "--default-model": ("default_model", str, "model used when a request names none"),
     "--max-batch-size": ("max_batch_size", int, "dynamic batching: images per call (0 = off)"),
     "--max-queue-delay-ms": ("max_queue_delay_ms", float, "dynamic batching: wait (default 2)"),
+    "--inline-max-ms": (
+        "inline_max_ms",
+        float,
+        "calls expected to take at most this long run on the event loop when the worker is idle "
+        "(default 10; 0 = never)",
+    ),
     "--max-body-bytes": ("max_body_bytes", int, "request body limit (default 10 MB)"),
     "--max-image-pixels": ("max_image_pixels", int, "decoded pixel limit per image"),
     "--api-key": ("api_key", str, "require this key in the X-API-Key header (or SKIPFOLD_API_KEY)"),

@@ -32,19 +32,29 @@ def error_response(status: int, message: str, request: Request | None = None) ->
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+def known_error(exc: Exception) -> tuple[int, str] | None:
+    """Status and message of an error the client caused; None for anything else."""
+    if isinstance(exc, ApiError):
+        return exc.status, exc.message
+    if isinstance(exc, ModelNotFound):
+        return 404, str(exc.args[0])
+    if isinstance(exc, ImageError):
+        return 413 if isinstance(exc, ImageTooLarge) else 415 if exc.unsupported else 400, str(exc)
+    return None
+
+
+def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("request %s failed", getattr(request.state, "request_id", "-"), exc_info=exc)
+    return error_response(500, "internal error (logged on the server)", request)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.message, request)
-
     @app.exception_handler(ModelNotFound)
-    async def not_found(request: Request, exc: ModelNotFound) -> JSONResponse:
-        return error_response(404, str(exc.args[0]), request)
-
     @app.exception_handler(ImageError)
-    async def bad_image(request: Request, exc: ImageError) -> JSONResponse:
-        status = 413 if isinstance(exc, ImageTooLarge) else 415 if exc.unsupported else 400
-        return error_response(status, str(exc), request)
+    async def client_error(request: Request, exc: Exception) -> JSONResponse:
+        status, message = known_error(exc)  # type: ignore[misc]
+        return error_response(status, message, request)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -65,5 +75,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("request %s failed", getattr(request.state, "request_id", "-"))
-        return error_response(500, "internal error (logged on the server)", request)
+        return unexpected_error(request, exc)

@@ -1,4 +1,5 @@
-"""Per-request plumbing, as plain ASGI: request id, body limit, API key, access log.
+"""Per-request plumbing, as plain ASGI: request id, body limit, API key, access log, and the
+direct dispatch of the hot endpoints (past FastAPI's routing; see service.predict.endpoint).
 
 The body limit is enforced twice: a declared Content-Length over the limit is refused before a
 byte is read, and a body streamed without one is counted as it arrives.
@@ -54,8 +55,10 @@ class RequestContext:
         metrics: Metrics,
         api_key: str | None = None,
         api_key_header: str = "X-API-Key",
+        direct: dict[tuple[str, str], ASGIApp] | None = None,
     ) -> None:
         self.app = app
+        self.direct = direct or {}  # (method, path) -> the ASGI app that serves it
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.api_key = api_key.encode() if api_key else None
@@ -92,7 +95,8 @@ class RequestContext:
                 status_box[0] = refusal[0]
                 await _send_json(send, refusal[0], {"error": refusal[1]}, request_id)
                 return
-            await self.app(scope, self._counting(receive), send_with_id)
+            app = self.direct.get((scope["method"], path), self.app)
+            await app(scope, self._counting(receive), send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             if endpoint:

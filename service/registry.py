@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ class ServedModel:
     input_size: tuple[int, int]
     max_batch_size: int
     metadata: dict[str, str] = field(default_factory=dict)
+    # One image's run time, measured in the warm-up (the fastest run); inf until measured.
+    seconds_per_image: float = float("inf")
 
     @property
     def input_name(self) -> str:
@@ -219,10 +222,15 @@ class ModelRegistry:
         return [m for versions in self.models.values() for m in versions.values()]
 
     def warm_up(self, runs: int) -> None:
-        """Run every model a few times, so the first request does not pay for allocations."""
+        """Run every model a few times, so the first request does not pay for allocations,
+        and time one image (what the engine needs to decide where a call runs)."""
         for model in self.all():
             sizes = {1, max(1, min(model.max_batch_size, 8))}
             for size in sorted(sizes):
                 images = np.zeros((size, *model.input_size, 3), dtype=np.uint8)
                 for _ in range(runs):
+                    started = time.perf_counter()
                     model.runner(images)
+                    if size == 1:
+                        elapsed = time.perf_counter() - started
+                        model.seconds_per_image = min(model.seconds_per_image, elapsed)

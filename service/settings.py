@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     api_key_header: str = "X-API-Key"
     max_batch_size: int = Field(0, ge=0, description="dynamic batching: 0 = off")
     max_queue_delay_ms: float = Field(2.0, ge=0)
+    inline_max_ms: float = Field(
+        10.0,
+        ge=0,
+        description="a call expected to take at most this long runs on the event loop when no "
+        "other call is running, saving two thread hand-offs (0 = always the worker thread)",
+    )
     warmup_runs: int = Field(3, ge=0)
     shutdown_delay_s: float = Field(
         0.0, ge=0, description="after SIGTERM: keep serving this long while not ready"

@@ -121,6 +121,35 @@ def test_unknown_model_or_version_is_404(client):
     assert client.get("/v2/models/bn/versions/9/ready").status_code == 404
 
 
+def test_a_failing_model_is_a_500_without_internals_and_the_traceback_is_logged(repo, caplog):
+    settings = Settings(repository=repo, intra_op_threads=1, models="skipinit")
+    with TestClient(create_app(settings)) as client:
+        served = client.app.state.registry.get("skipinit", None)
+
+        def broken(images):  # fault injection: the session fails mid-call
+            raise RuntimeError("onnxruntime exploded at node /conv7")
+
+        served.runner = broken
+        response = client.post(
+            "/predict", content=png(sample_images(1)[0]), headers={"content-type": "image/png"}
+        )
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error (logged on the server)"}
+    assert response.headers["x-request-id"]
+    assert "conv7" in caplog.text and "Traceback" in caplog.text
+
+
+def test_predict_with_another_method_is_405(client):
+    response = client.get("/predict")
+    assert response.status_code == 405 and "not allowed" in response.json()["error"]
+
+
+def test_openapi_documents_predict(client):
+    operation = client.get("/openapi.json").json()["paths"]["/predict"]["post"]
+    assert {p["name"] for p in operation["parameters"]} == {"model", "version", "top_k"}
+    assert set(operation["requestBody"]["content"]) == {"image/*", "multipart/form-data"}
+
+
 def test_invalid_query_parameters_are_400_not_422(client):
     response = client.post("/predict?top_k=0", content=b"x", headers={"content-type": "image/png"})
     assert response.status_code == 400 and "top_k" in response.json()["error"]

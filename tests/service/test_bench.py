@@ -57,8 +57,19 @@ def test_bench_writes_all_outputs_with_positive_finite_figures(repo, tmp_path):
     assert "folded BN / SkipInit" in comparisons
     for c in results["ratios"]:
         assert math.isfinite(c.get("ratio", c.get("difference_ms")))
+    overhead = results["http_overhead"]
+    assert overhead["model"] == "skipinit" and overhead["errors"] == 0 and overhead["rounds"] >= 5
+    for key in ("http", "in_process", "health"):
+        assert 0 < overhead[f"{key}_p50_ms"] <= overhead[f"{key}_p90_ms"], (key, overhead)
+    # POST /predict does everything GET /v2/health/live does, plus decoding and the model
+    assert overhead["http_p50_ms"] > overhead["health_p50_ms"]
+    assert any("one client, interleaved" in c for c in comparisons)
     http = results["http"]
     assert [h["concurrency"] for h in http] == [1, 2]
     for h in http:
         assert h["errors"] == 0 and h["requests"] > 0
         assert h["requests_per_s"] > 0 and 0 < h["p50_ms"] <= h["p99_ms"]
+        assert h["in_process_images_per_s"] > 0
+        assert math.isclose(
+            h["fraction_of_in_process"], h["requests_per_s"] / h["in_process_images_per_s"]
+        )
