@@ -48,7 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.to_thread(_warm_up_decoders)
         app.state.registry = registry
         app.state.engine = InferenceEngine(
-            metrics, settings.max_batch_size, settings.max_queue_delay_ms, settings.inline_max_ms
+            metrics,
+            settings.max_batch_size,
+            settings.max_queue_delay_ms,
+            settings.inline_max_ms,
+            # the server's request tasks, when it shares them (service.server)
+            getattr(app.state, "request_tasks", None),
+            settings.workers,
         )
         for model in registry.all():
             log.info(

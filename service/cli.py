@@ -12,6 +12,11 @@ SETTINGS_FLAGS = {
     "--port": ("port", int, "default 8000"),
     "--device": ("device", str, "cpu (default), cuda, or auto (CUDA if available, else CPU)"),
     "--threads": ("intra_op_threads", int, "ONNX Runtime intra-op threads (default: all cores)"),
+    "--workers": (
+        "workers",
+        int,
+        "ONNX Runtime calls in parallel (default 1; e.g. --workers 2 --threads 1 for throughput)",
+    ),
     "--optimization-level": ("optimization_level", str, "disabled, basic, extended, all (default)"),
     "--models": ("models", str, "models to serve, optionally pinned: 'bn,skipinit:1:2'"),
     "--default-model": ("default_model", str, "model used when a request names none"),

@@ -1,12 +1,15 @@
-"""Running models, one ONNX Runtime call at a time, optionally batched.
+"""Running models off the event loop in worker threads, optionally batched.
 
-One ONNX Runtime call runs at a time: each already uses every intra-op thread, so two concurrent
-calls would only fight over the cores. Calls run in one worker thread, off the event loop, except
-a short one when the worker is idle: a call expected to take at most `inline_max_ms` (from the
-model's warm-up timing) then runs on the event loop itself. Handing a call to a thread and the
-result back costs two thread wake-ups, about 0.5 ms per request on the 2-core CPU
-(docs/results.md), which is a tenth of a small model's latency; blocking the loop for a few
-milliseconds costs the requests that arrive meanwhile no more than waiting for the worker would.
+Calls run in `workers` worker threads (default 1). With one worker, one call runs at a time and
+uses every intra-op thread: the lowest latency. Several single-threaded workers give more
+throughput under load, because a batch-1 call spread over threads spends much of its time at the
+barriers between them (docs/results.md).
+
+A short call with nothing else to do is the exception: when no worker is busy and no other
+request is waiting, a call expected to take at most `inline_max_ms` (from the model's warm-up
+timing) runs on the event loop itself. Handing a call to a thread and the result back costs two
+thread wake-ups, 0.5-0.9 ms per request on the 2-core CPU (docs/results.md), a tenth of a small
+model's latency.
 
 Dynamic batching (off by default): requests for the same model version that arrive within
 `max_queue_delay_ms` of the first waiting one, up to `max_batch_size` images, are concatenated
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from collections.abc import Sized
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -50,16 +54,17 @@ class InferenceEngine:
         max_batch_size: int = 0,
         max_queue_delay_ms: float = 2.0,
         inline_max_ms: float = 0.0,
+        requests: Sized | None = None,
+        workers: int = 1,
     ) -> None:
         self.metrics = metrics
         self.max_batch_size = max_batch_size
         self.max_delay = max_queue_delay_ms / 1000.0
         self.inline_max_s = inline_max_ms / 1000.0
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="onnxruntime")
         self._batchers: dict[tuple[str, int], _Batcher] = {}
         self._in_worker = 0  # calls handed to the worker and not yet finished
-        self._arriving = 0  # calls deciding where to run (see _alone)
-        self.inline_calls = 0
+        self.requests = requests
 
     async def infer(self, model: ServedModel, images: np.ndarray) -> Result:
         if self.max_batch_size > 1:
@@ -68,8 +73,8 @@ class InferenceEngine:
                 self._batchers[key] = _Batcher(self, model)
             return await self._batchers[key].submit(images)
         enqueued = time.perf_counter()
-        if await self._alone() and model.seconds_per_image * len(images) <= self.inline_max_s:
-            self.inline_calls += 1
+        if self._alone() and model.seconds_per_image * len(images) <= self.inline_max_s:
+            self.metrics.calls.labels(model.name, "event_loop").inc()
             outputs = model.runner(images)
             started, finished = enqueued, time.perf_counter()
         else:
@@ -77,22 +82,15 @@ class InferenceEngine:
         self.metrics.batch_size.labels(model.name).observe(len(images))
         return Result(outputs, started - enqueued, finished - started, len(images))
 
-    async def _alone(self) -> bool:
-        """Whether this call is the only one: none in the worker and none arriving with it.
-
-        Requests that reached the server while the loop was busy are read together and reach
-        this point within one turn of the loop: yielding once lets them register, so that a
-        burst goes to the worker, where their parsing overlaps with the model, and does not run
-        inline one after another (measured: 126 instead of 173 requests/s at 8 clients).
-        """
+    def _alone(self) -> bool:
+        """Whether this call is the only work: none in the worker, and no other request
+        received. The server's request tasks count those read but not started yet: requests
+        that arrived while the loop was busy are read together, and such a burst must go to
+        the worker, where their parsing overlaps the model, not run inline one after another
+        (measured: 126 instead of 173 requests/s at 8 clients)."""
         if self._in_worker:
             return False
-        self._arriving += 1
-        try:
-            await asyncio.sleep(0)
-        finally:
-            self._arriving -= 1
-        return self._in_worker == 0 and self._arriving == 0
+        return self.requests is None or len(self.requests) <= 1
 
     async def _run(
         self, model: ServedModel, images: np.ndarray
@@ -102,6 +100,7 @@ class InferenceEngine:
             outputs = model.runner(images)
             return outputs, started, time.perf_counter()
 
+        self.metrics.calls.labels(model.name, "worker").inc()
         self._in_worker += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self.executor, call)

@@ -37,6 +37,13 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
+        self.calls = Counter(
+            "skipfold_inference_calls",
+            "ONNX Runtime calls by model and where they ran: the event loop (a short call "
+            "with nothing else to do) or the worker thread",
+            ["model", "runs_on"],
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "skipfold_requests_in_flight",
             "Inference requests being handled now",

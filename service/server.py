@@ -83,5 +83,7 @@ def serve(settings: Settings) -> int:
         lifespan="on",
     )
     server = _Server(config, app, settings.shutdown_delay_s)
+    # every request read, started or not: the engine runs a call inline only when alone
+    app.state.request_tasks = server.server_state.tasks
     server.run()
     return 0 if server.started else 3

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     intra_op_threads: int = Field(
         default_factory=_cpu_count, ge=1, description="ONNX Runtime threads per inference call"
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        description="ONNX Runtime calls run in parallel, each with intra_op_threads threads: "
+        "1 x all cores is the lowest latency, N x cores/N the most throughput under load",
+    )
     optimization_level: OptimizationLevel = "all"
     models: str = Field(
         "",

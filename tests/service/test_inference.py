@@ -1,7 +1,12 @@
-"""Where a call runs: short ones on the event loop while the worker is idle, the rest in it."""
+"""Where a call runs: a short one on the event loop when it is the only work, the rest in the
+worker thread."""
 
 import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import numpy as np
 from fastapi.testclient import TestClient
 
@@ -10,7 +15,17 @@ from service.inference import InferenceEngine
 from service.metrics import Metrics
 from service.registry import ModelRegistry
 from service.settings import Settings
-from tests.service.conftest import png, sample_images
+from tests.service.conftest import Server, png, sample_images
+
+
+def calls(metrics: Metrics, model: str, runs_on: str) -> float:
+    labels = {"model": model, "runs_on": runs_on}
+    return metrics.registry.get_sample_value("skipfold_inference_calls_total", labels) or 0.0
+
+
+def post_image(client, url: str = "", seed: int = 0):
+    image = png(sample_images(1, seed=seed)[0])
+    return client.post(f"{url}/predict", content=image, headers={"content-type": "image/png"})
 
 
 def test_warm_up_times_one_image_and_a_single_request_runs_inline(repo):
@@ -18,36 +33,43 @@ def test_warm_up_times_one_image_and_a_single_request_runs_inline(repo):
     with TestClient(create_app(settings)) as client:
         model = client.app.state.registry.get("skipinit", None)
         assert 0 < model.seconds_per_image < 1
-        r = client.post(
-            "/predict", content=png(sample_images(1)[0]), headers={"content-type": "image/png"}
-        )
-        assert r.status_code == 200
-        assert client.app.state.engine.inline_calls == 1
-        assert r.json()["timings_ms"]["queue"] == 0
+        response = post_image(client)
+        assert response.status_code == 200
+        assert response.json()["timings_ms"]["queue"] == 0
+        metrics = client.app.state.metrics
+        assert calls(metrics, "skipinit", "event_loop") == 1
+        assert calls(metrics, "skipinit", "worker") == 0
 
 
-def test_long_calls_and_calls_beside_a_busy_worker_go_to_the_worker(repo):
+def test_long_calls_and_calls_beside_other_work_go_to_the_worker(repo):
     registry = ModelRegistry.load(Settings(repository=repo, intra_op_threads=1, models="bn"))
     model = registry.get("bn", None)
-    model.seconds_per_image = 0.004  # as if measured: 1 image fits 10 ms, 3 do not
+    model.seconds_per_image = 0.004  # as if measured: 1 image fits in 10 ms, 3 do not
     images = sample_images(3, seed=4)
     expected = model.runner(images)[1]
+    waiting = set()  # stands for the server's request tasks
 
     async def scenario():
-        engine = InferenceEngine(Metrics(), inline_max_ms=10)
+        metrics = Metrics()
+        engine = InferenceEngine(metrics, inline_max_ms=10, requests=waiting)
+        waiting.add("this request")
         one = await engine.infer(model, images[:1])
-        assert engine.inline_calls == 1
-        three = await engine.infer(model, images)
-        assert engine.inline_calls == 1  # 12 ms expected: the worker
+        assert calls(metrics, "bn", "event_loop") == 1
+        three = await engine.infer(model, images)  # 12 ms expected
+        assert calls(metrics, "bn", "worker") == 1
+        waiting.add("another request, read but not started")
+        other = await engine.infer(model, images[:1])
+        waiting.discard("another request, read but not started")
         # the first call waits in the worker, so the second may not run beside it inline
         both = await asyncio.gather(engine.infer(model, images), engine.infer(model, images[:1]))
-        assert engine.inline_calls == 1
+        assert calls(metrics, "bn", "event_loop") == 1 and calls(metrics, "bn", "worker") == 4
         await engine.close()
-        return one, three, both
+        return one, three, other, both
 
-    one, three, both = asyncio.run(scenario())
+    one, three, other, both = asyncio.run(scenario())
     np.testing.assert_array_equal(one.outputs[1], expected[:1])
     np.testing.assert_array_equal(three.outputs[1], expected)
+    np.testing.assert_array_equal(other.outputs[1], expected[:1])
     np.testing.assert_array_equal(both[0].outputs[1], expected)
     np.testing.assert_array_equal(both[1].outputs[1], expected[:1])
 
@@ -55,8 +77,73 @@ def test_long_calls_and_calls_beside_a_busy_worker_go_to_the_worker(repo):
 def test_inline_off_sends_every_call_to_the_worker(repo):
     settings = Settings(repository=repo, intra_op_threads=1, models="skipinit", inline_max_ms=0)
     with TestClient(create_app(settings)) as client:
-        r = client.post(
-            "/predict", content=png(sample_images(1)[0]), headers={"content-type": "image/png"}
+        assert post_image(client).status_code == 200
+        assert calls(client.app.state.metrics, "skipinit", "event_loop") == 0
+
+
+def test_served_one_at_a_time_inline_and_a_burst_through_the_worker(repo):
+    server = Server(repo, "--models", "skipinit")
+    server.wait_ready()
+
+    def counts() -> dict[str, float]:
+        prefix = 'skipfold_inference_calls_total{model="skipinit",runs_on="'
+        lines = httpx.get(f"{server.url}/metrics").text.splitlines()
+        return {
+            line[len(prefix) :].split('"')[0]: float(line.split()[-1])
+            for line in lines
+            if line.startswith(prefix)
+        }
+
+    try:
+        with httpx.Client() as client:
+            for seed in range(5):
+                assert post_image(client, server.url, seed).status_code == 200
+        alone = counts()
+        assert alone.get("event_loop") == 5 and alone.get("worker", 0) == 0
+
+        def burst(seed: int) -> int:
+            with httpx.Client() as client:
+                return sum(post_image(client, server.url, seed).status_code for _ in range(8))
+
+        with ThreadPoolExecutor(16) as pool:
+            assert list(pool.map(burst, range(16))) == [8 * 200] * 16
+        after = counts()
+        assert after["worker"] > 0
+        assert after["event_loop"] + after["worker"] == 5 + 16 * 8
+    finally:
+        server.stop()
+
+
+def test_two_workers_run_two_calls_at_once_and_keep_each_answer(repo):
+    registry = ModelRegistry.load(Settings(repository=repo, intra_op_threads=1, models="bn"))
+    model = registry.get("bn", None)
+    images = sample_images(16, seed=5)
+    expected = model.runner(images)[1]
+    run, active, peak, lock = model.runner, 0, 0, threading.Lock()
+
+    def counted(batch):  # the real runner, counting the calls in progress
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        try:
+            time.sleep(0.02)  # hold the call open long enough for the other worker to start
+            return run(batch)
+        finally:
+            with lock:
+                active -= 1
+
+    model.runner = counted
+
+    async def scenario():
+        engine = InferenceEngine(Metrics(), inline_max_ms=0, workers=2)
+        results = await asyncio.gather(
+            *(engine.infer(model, images[i : i + 4]) for i in (0, 4, 8, 12))
         )
-        assert r.status_code == 200
-        assert client.app.state.engine.inline_calls == 0
+        await engine.close()
+        return results
+
+    results = asyncio.run(scenario())
+    assert peak == 2
+    for i, result in zip((0, 4, 8, 12), results, strict=True):
+        np.testing.assert_array_equal(result.outputs[1], expected[i : i + 4])
