@@ -29,8 +29,10 @@ RUN /opt/venv/bin/pip install --no-deps /src \
 
 FROM ${BASE_IMAGE} AS trainer
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PATH=/opt/venv/bin:$PATH
-RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install "torch==2.13.0" \
-    || /opt/venv/bin/pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
+# The CPU build: PyPI's Linux torch is the CUDA one (several GB); the +cpu wheel lives on
+# PyTorch's own index (or in a local wheel directory that pip.conf's find-links names).
+RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install \
+    --extra-index-url https://download.pytorch.org/whl/cpu "torch==2.13.0+cpu"
 COPY --from=source /src /src
 RUN /opt/venv/bin/pip install /src
 WORKDIR /data

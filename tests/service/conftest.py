@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,22 +68,29 @@ class Server:
     def __init__(self, repo: Path, *args: str, env: dict | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # A file, not a pipe: nobody reads a pipe while the test runs, and a server that logs
+        # every request fills one (64 KB) and then blocks on its next log line.
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "skipfold", "serve", "--repo", str(repo)),
                 *("--port", str(self.port), "--threads", "1", *args),
             ],
-            stdout=subprocess.PIPE,
+            stdout=self.log,
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, **(env or {})},
         )
 
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.process.stdout.read()}")
+                raise RuntimeError(f"server exited: {self.output()}")
             try:
                 if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
                     return
@@ -94,5 +102,7 @@ class Server:
     def stop(self) -> str:
         if self.process.poll() is None:
             self.process.terminate()
-        output, _ = self.process.communicate(timeout=30)
+        self.process.wait(timeout=30)
+        output = self.output()
+        self.log.close()
         return output
