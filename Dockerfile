@@ -7,23 +7,23 @@ ARG BASE_IMAGE=python:3.11-slim
 # The project's source, once for both images
 FROM scratch AS source
 COPY pyproject.toml README.md /src/
-COPY skipfold /src/skipfold
+COPY src /src/src
 COPY models /src/models
 COPY training /src/training
 COPY export /src/export
 COPY service /src/service
 
 FROM ${BASE_IMAGE} AS api-build
-# onnxruntime-gpu for the GPU variant (docker-compose.gpu.yml), with a CUDA base image
-ARG ONNXRUNTIME="onnxruntime>=1.20,<2"
+# The GPU variant (docker-compose.gpu.yml, with a CUDA base image) swaps in onnxruntime-gpu.
+ARG ONNXRUNTIME=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python3 -m venv /opt/venv
-COPY docker/api-requirements.txt /tmp/api-requirements.txt
-RUN grep -v '^onnxruntime' /tmp/api-requirements.txt > /tmp/requirements.txt \
-    && /opt/venv/bin/pip install -r /tmp/requirements.txt "${ONNXRUNTIME}"
 COPY --from=source /src /src
-# The project's own code only: its declared dependencies (torch, onnx, ...) stay out.
-RUN /opt/venv/bin/pip install --no-deps /src \
+# The serving role only, as pyproject.toml declares it: skipfold[serve], no torch.
+RUN /opt/venv/bin/pip install "/src[serve]" \
+    && if [ -n "${ONNXRUNTIME}" ]; then \
+        /opt/venv/bin/pip uninstall -y onnxruntime && /opt/venv/bin/pip install "${ONNXRUNTIME}"; \
+    fi \
     && find /opt/venv -name "__pycache__" -prune -exec rm -rf {} + \
     && rm -rf /opt/venv/lib/python3*/site-packages/pip /opt/venv/lib/python3*/site-packages/setuptools
 
@@ -34,7 +34,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PATH=/opt/venv/bin:$PATH
 RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install \
     --extra-index-url https://download.pytorch.org/whl/cpu "torch==2.13.0+cpu"
 COPY --from=source /src /src
-RUN /opt/venv/bin/pip install /src
+RUN /opt/venv/bin/pip install "/src[all]"
 WORKDIR /data
 ENTRYPOINT ["skipfold"]
 CMD ["demo", "--workdir", "/data", "--no-serve"]
@@ -50,5 +50,5 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER skipfold
 EXPOSE 8000
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
-    CMD ["python3", "-m", "service.healthcheck"]
+    CMD ["python3", "-m", "skipfold.service.healthcheck"]
 ENTRYPOINT ["skipfold", "serve"]

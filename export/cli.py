@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-MIN_OPSET = 18  # export.onnx_graph.MIN_OPSET; not imported so that --help stays instant
+from skipfold.common import arguments
+from skipfold.formats.model_repository import check_name, writable_repository
+from skipfold.training.run_folder import trained_run
+
+MIN_OPSET = 18  # skipfold.export.onnx_graph.MIN_OPSET; not imported so that --help stays instant
 DEFAULT_MAX_BATCH_SIZE = 64
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", type=Path, help="a run folder written by skipfold train")
-    parser.add_argument("--repo", type=Path, required=True, help="model repository, e.g. repo/")
+    parser.add_argument(
+        "run", type=arguments.checked(trained_run), help="a run folder written by skipfold train"
+    )
+    parser.add_argument(
+        "--repo",
+        type=arguments.checked(writable_repository),
+        required=True,
+        help="model repository, e.g. repo/",
+    )
     parser.add_argument(
         "--name",
+        type=arguments.checked(check_name),
         help="model name in the repository (default: the run folder's name, "
         "plus '-unfolded' with --no-fold)",
     )
@@ -24,16 +35,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="keep every BatchNormalization (the baseline of the latency comparison)",
     )
-    parser.add_argument("--opset", type=int, default=MIN_OPSET, help=f"ONNX opset, >= {MIN_OPSET}")
+    parser.add_argument(
+        "--opset", type=arguments.at_least(MIN_OPSET), default=MIN_OPSET, help="ONNX opset"
+    )
     parser.add_argument(
         "--max-batch-size",
-        type=int,
+        type=arguments.at_least(1),
         default=DEFAULT_MAX_BATCH_SIZE,
         help="Triton's max_batch_size in config.pbtxt",
     )
     parser.add_argument(
         "--verify-images",
-        type=Path,
+        type=arguments.existing_file,
         nargs="+",
         default=[],
         metavar="IMAGE",
@@ -50,7 +63,7 @@ def _format_ops(before: dict[str, int], after: dict[str, int]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.exporter import export_run
+    from skipfold.export.exporter import export_run
 
     exported, version, path = export_run(
         args.run,
@@ -61,16 +74,16 @@ def run(args: argparse.Namespace) -> int:
         max_batch_size=args.max_batch_size,
         images=args.verify_images,
     )
-    figures = exported.verification
-    print(f"op counts ({'folded' if exported.folded else 'not folded: --no-fold'}):")
-    print(_format_ops(exported.ops_before, exported.ops_after))
-    print(f"parameters: {exported.parameters:,}")
-    print(f"FLOPs per image: {exported.flops_per_image / 1e6:,.1f} M (2 x conv/linear MACs)")
+    card = exported.card
+    check = card.verification
+    print(f"op counts ({'folded' if card.folded else 'not folded: --no-fold'}):")
+    print(_format_ops(card.op_counts_unfolded, card.op_counts))
+    print(f"parameters: {card.parameters:,}")
+    print(f"FLOPs per image: {card.flops_per_image / 1e6:,.1f} M (2 x conv/linear MACs)")
     print(
-        f"verified on {figures['images']} images against PyTorch (ONNX Runtime, no graph "
-        f"optimizations): max |logit diff| {figures['max_abs_logit_diff']:.2e} "
-        f"(tolerance {figures['tolerance']:g}), top-1 agreement "
-        f"{100 * figures['top1_agreement']:.1f}%"
+        f"verified on {check.images} images against PyTorch (ONNX Runtime, no graph "
+        f"optimizations): max |logit diff| {check.max_abs_logit_diff:.2e} "
+        f"(tolerance {check.tolerance:g}), top-1 agreement {100 * check.top1_agreement:.1f}%"
     )
     print(f"wrote {path} (version {version}, {len(exported.model_bytes) / 1e6:.2f} MB)")
     sys.stdout.flush()

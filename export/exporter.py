@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
 import torch
 
-from export import repository
-from export.fold import fold_model
-from export.onnx_graph import (
+from skipfold import __version__
+from skipfold.common.images import decode_image
+from skipfold.export.fold import fold_model
+from skipfold.export.onnx_graph import (
     MIN_OPSET,
     ImageClassifier,
     export_onnx,
@@ -23,26 +22,21 @@ from export.onnx_graph import (
     op_counts,
     parameter_count,
 )
-from export.verify import RANDOM_IMAGES, random_images, verify
-from skipfold import __version__
-from skipfold.images import decode_image
-from training import run_folder
+from skipfold.export.verify import RANDOM_IMAGES, random_images, verify
+from skipfold.formats.model_card import ModelCard, Verification
+from skipfold.formats.model_repository import ModelRepository, check_name
+from skipfold.training.checkpoint import load_trained
+from skipfold.training.run_folder import MODEL, RunFolder
 
 DEFAULT_MAX_BATCH_SIZE = 64
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExportedModel:
-    """One exported graph and what was measured on it."""
+    """One exported graph (its bytes carry the card) and what was measured on it."""
 
     model_bytes: bytes
-    folded: bool
-    ops_before: dict[str, int]
-    ops_after: dict[str, int]
-    parameters: int
-    flops_per_image: int
-    verification: dict[str, Any]
-    metadata: dict[str, str] = field(default_factory=dict)
+    card: ModelCard
 
 
 def file_sha256(path: Path) -> str:
@@ -65,78 +59,62 @@ def _real_images(paths: Sequence[Path], input_size: Sequence[int]) -> np.ndarray
 
 
 def build(
-    run: Path,
+    run: str | Path,
     *,
     fold: bool = True,
     opset: int = MIN_OPSET,
     images: Sequence[Path] = (),
 ) -> ExportedModel:
-    """Export a run's network to ONNX bytes, verified against PyTorch, with its metadata."""
+    """Export a run's network to ONNX bytes, verified against PyTorch, with its model card."""
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be {MIN_OPSET} or later, got {opset}")
-    run = Path(run)
-    model, config = run_folder.load_model(run)
-    data = config["data"]
-    try:
-        classes, mean, std = list(data["classes"]), data["mean"], data["std"]
-        input_size = tuple(data["input_size"])
-    except KeyError as exc:
-        raise ValueError(f"{run / run_folder.CONFIG}: data.{exc.args[0]} is missing") from None
-    standardization = data.get("standardize", "dataset")
-    per_image = standardization == "per-image"
-    unfolded = export_onnx(ImageClassifier(model, mean, std, per_image), input_size, opset)
+    folder = RunFolder(run)
+    model, config = load_trained(folder)
+    data = config.data
+    per_image = data.standardize == "per-image"
+    unfolded = export_onnx(
+        ImageClassifier(model, data.mean, data.std, per_image), data.input_size, opset
+    )
     graph = unfolded
     if fold:
-        folded = ImageClassifier(fold_model(model), mean, std, per_image)
-        graph = export_onnx(folded, input_size, opset)
+        folded = ImageClassifier(fold_model(model), data.mean, data.std, per_image)
+        graph = export_onnx(folded, data.input_size, opset)
     check = np.concatenate(
-        [random_images(RANDOM_IMAGES, input_size), _real_images(images, input_size)]
+        [random_images(RANDOM_IMAGES, data.input_size), _real_images(images, data.input_size)]
     )
-    figures = verify(graph.SerializeToString(), model, mean, std, check, per_image=per_image)
-
-    metrics = run_folder.read_metrics(run)
-    test_acc = metrics[-1].get("test_acc") if metrics else None
-    arch = config["model"]
-    result = ExportedModel(
-        model_bytes=b"",
+    figures = verify(
+        graph.SerializeToString(), model, data.mean, data.std, check, per_image=per_image
+    )
+    card = ModelCard(
+        classes=data.classes,
+        input_size=data.input_size,
+        variant=config.model.variant,
+        depth=config.model.depth,
+        width=config.model.width,
         folded=fold,
-        ops_before=op_counts(unfolded),
-        ops_after=op_counts(graph),
+        dataset=data.dataset,
+        standardize=data.standardize,
+        mean=data.mean,
+        std=data.std,
+        test_accuracy=folder.last_test_accuracy(),
+        source_run=folder.path.resolve().name,
+        weights_sha256=file_sha256(folder / MODEL),
+        skipfold_version=__version__,
+        exporter=f"torch {torch.__version__}, onnx {onnx.__version__}",
         parameters=parameter_count(graph),
         flops_per_image=flops_per_image(graph),
-        verification=figures,
+        op_counts=op_counts(graph),
+        op_counts_unfolded=op_counts(unfolded),
+        verification=Verification(**figures),
     )
-    result.metadata = {
-        "classes": json.dumps(classes),
-        "variant": str(arch["variant"]),
-        "depth": str(arch["depth"]),
-        "width": str(arch["width"]),
-        "folded": "true" if fold else "false",
-        "test_accuracy": "" if test_acc is None else f"{test_acc:.6f}",
-        "dataset": str(data.get("dataset", "")),
-        "input_size": json.dumps(list(input_size)),
-        "mean": json.dumps(mean),
-        "std": json.dumps(std),
-        "standardize": standardization,
-        "source_run": run.resolve().name,
-        "weights_sha256": file_sha256(run / run_folder.MODEL),
-        "skipfold_version": __version__,
-        "exporter": f"torch {torch.__version__}, onnx {onnx.__version__}",
-        "parameters": str(result.parameters),
-        "flops_per_image": str(result.flops_per_image),
-        "op_counts": json.dumps(result.ops_after),
-        "op_counts_unfolded": json.dumps(result.ops_before),
-        "verification": json.dumps(figures),
-    }
-    onnx.helper.set_model_props(graph, result.metadata)
+    onnx.helper.set_model_props(graph, card.to_metadata())
     graph.producer_name, graph.producer_version = "skipfold", __version__
-    result.model_bytes = graph.SerializeToString(deterministic=True)
-    return result
+    return ExportedModel(graph.SerializeToString(deterministic=True), card)
 
 
 def export_run(
-    run: Path,
-    repo: Path,
+    run: str | Path,
+    repo: str | Path,
     *,
     name: str | None = None,
     fold: bool = True,
@@ -149,18 +127,17 @@ def export_run(
     The default name is the run folder's, with "-unfolded" appended for an unfolded export.
     Nothing is written to the repository unless verification passed.
     """
-    run = Path(run)
     if name is None:
-        name = run.resolve().name + ("" if fold else "-unfolded")
-    repository.check_name(name)
+        name = Path(run).resolve().name + ("" if fold else "-unfolded")
+    check_name(name)
+    repository = ModelRepository(repo)
+    repository.check_writable()
     exported = build(run, fold=fold, opset=opset, images=images)
-    config = run_folder.read_config(run)["data"]
     version, path = repository.publish(
-        Path(repo),
         name,
         exported.model_bytes,
-        classes=config["classes"],
-        input_size=config["input_size"],
+        classes=exported.card.classes,
+        input_size=exported.card.input_size,
         max_batch_size=max_batch_size,
     )
     return exported, version, path

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from export.folded_model import FoldedBlock, FoldedWideResNet, PreActivation
-from models.wide_resnet import WideResNet
+from skipfold.export.folded_model import FoldedBlock, FoldedWideResNet, PreActivation
+from skipfold.models.wide_resnet import WideResNet
 
 # An offset rides on the residual stream only while it is at most this many times the stream's
 # own scale at that point (|running mean| + running std): the stream then loses at most ~4 bits.

@@ -19,8 +19,8 @@ import onnx
 import torch
 from torch import nn
 
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("logits", "probabilities")
+from skipfold.formats.model_repository import INPUT_NAME, OUTPUT_NAMES
+
 MIN_OPSET = 18
 
 

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from skipfold.formats.model_repository import INPUT_NAME
+
 MAX_ABS_LOGIT_DIFF = 1e-4
 RANDOM_IMAGES = 64
 _CHUNK = 64
@@ -37,7 +39,7 @@ def reference_logits(
     per_image: bool = False,
 ) -> np.ndarray:
     """The PyTorch eval model on uint8 NHWC images, preprocessed exactly as in training."""
-    from training.augment import standardize
+    from skipfold.training.augment import standardize
 
     mean_t, std_t = torch.tensor(mean), torch.tensor(std)
     model = model.eval()
@@ -59,7 +61,7 @@ def onnx_outputs(model_bytes: bytes, images: np.ndarray) -> tuple[np.ndarray, np
     session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
     logits, probabilities = [], []
     for start in range(0, len(images), _CHUNK):
-        out = session.run(None, {"images": images[start : start + _CHUNK]})
+        out = session.run(None, {INPUT_NAME: images[start : start + _CHUNK]})
         logits.append(out[0])
         probabilities.append(out[1])
     return np.concatenate(logits), np.concatenate(probabilities)

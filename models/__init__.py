@@ -1,5 +1,28 @@
-"""The Wide-ResNet family: `build_model(variant, depth, width, ...)` and its building blocks."""
+"""The Wide-ResNet family: `build_model(variant, depth, width, ...)` and its building blocks.
 
-from models.wide_resnet import OPTIONS, VARIANTS, PreActBlock, WideResNet, build_model
+Importing the package costs no torch: `skipfold.models.spec` (names, `ModelSpec`) is torch-free,
+and the torch modules load on first use of a name below.
+"""
 
-__all__ = ["OPTIONS", "VARIANTS", "PreActBlock", "WideResNet", "build_model"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "VARIANTS": "skipfold.models.wide_resnet",
+    "PreActBlock": "skipfold.models.wide_resnet",
+    "WideResNet": "skipfold.models.wide_resnet",
+    "build_model": "skipfold.models.wide_resnet",
+    "build_from_spec": "skipfold.models.wide_resnet",
+    "ModelSpec": "skipfold.models.spec",
+    "OPTIONS": "skipfold.models.spec",
+    "VARIANT_NAMES": "skipfold.models.spec",
+}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

@@ -6,26 +6,43 @@ import argparse
 import math
 from typing import Any
 
-from models.wide_resnet import VARIANTS
+from skipfold.common import arguments
+from skipfold.models.spec import ALPHA_VARIANTS, VARIANT_NAMES, ModelSpec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--variant", default="bn", choices=list(VARIANTS), help="default: bn")
-    parser.add_argument("--depth", type=int, default=100, help="6N+4 (default: 100)")
-    parser.add_argument("--width", type=int, default=1, help="width factor k (default: 1)")
-    parser.add_argument("--batch", type=int, default=256, help="N(0,1) images (default: 256)")
-    parser.add_argument("--seed", type=int, default=0, help="weights and inputs (default: 0)")
+    parser.add_argument("--variant", default="bn", choices=VARIANT_NAMES)
+    parser.add_argument(
+        "--depth", type=arguments.field_type(ModelSpec, "depth"), default=100, help="6N+4"
+    )
+    parser.add_argument(
+        "--width", type=arguments.field_type(ModelSpec, "width"), default=1, help="width factor k"
+    )
+    parser.add_argument(
+        "--batch", type=arguments.at_least(2), default=256, help="N(0,1) images (at least 2)"
+    )
+    parser.add_argument("--seed", type=arguments.at_least(0), default=0, help="weights and inputs")
     parser.add_argument(
         "--alpha-init",
-        type=float,
-        default=None,
-        help="initial alpha of the skipinit variants (default 0; the paper's ablations use 1)",
+        type=arguments.field_type(ModelSpec, "alpha_init"),
+        help=f"initial alpha of {', '.join(ALPHA_VARIANTS)} (default 0; the paper's ablations "
+        "use 1)",
     )
     parser.add_argument(
         "--compare", action="store_true", help="probe every variant: one table, one plot"
     )
-    parser.add_argument("--json", metavar="PATH", help="write the measurements as JSON")
-    parser.add_argument("--plot", metavar="PATH", help="write a PNG: log variance against block")
+    parser.add_argument(
+        "--json",
+        type=arguments.file_to_write,
+        metavar="PATH",
+        help="write the measurements as JSON",
+    )
+    parser.add_argument(
+        "--plot",
+        type=arguments.file_to_write,
+        metavar="PATH",
+        help="write a PNG: log variance against block",
+    )
 
 
 def _json_ready(value: Any) -> Any:
@@ -39,10 +56,15 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
+def check(args: argparse.Namespace) -> None:
+    if args.alpha_init is not None and not args.compare and args.variant not in ALPHA_VARIANTS:
+        raise ValueError(f"--alpha-init applies to {', '.join(ALPHA_VARIANTS)}, not {args.variant}")
+
+
 def run(args: argparse.Namespace) -> int:
-    from models.probe import probe, probe_all
-    from models.probe_report import format_blocks, format_comparison, plot
-    from skipfold.io import write_json_atomic
+    from skipfold.common.io import write_json_atomic
+    from skipfold.models.probe import probe, probe_all
+    from skipfold.models.probe_report import format_blocks, format_comparison, plot
 
     common: dict[str, Any] = {"batch": args.batch, "seed": args.seed, "progress": True}
     if args.alpha_init is not None:

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from models.wide_resnet import VARIANTS, WideResNet, build_model
+from skipfold.models.spec import ALPHA_VARIANTS, VARIANT_NAMES
+from skipfold.models.wide_resnet import WideResNet, build_model
 
 
 def variance(x: torch.Tensor) -> float:
@@ -117,7 +118,7 @@ def probe(
         "variant": variant,
         "depth": depth,
         "width": width,
-        "alpha_init": model.arch["alpha_init"],
+        "alpha_init": model.spec.alpha_init,
         "batch": batch,
         "seed": seed,
         "blocks": measure(model, inputs, progress=progress, desc=f"{variant} WRN-{depth}-{width}"),
@@ -128,7 +129,8 @@ def probe_all(depth: int, width: int, **kwargs: Any) -> list[dict[str, Any]]:
     """`probe` for every variant; `alpha_init` applies to the variants that have an alpha."""
     alpha_init = kwargs.pop("alpha_init", None)
     results = []
-    for variant, spec in VARIANTS.items():
-        extra = {"alpha_init": alpha_init} if alpha_init is not None and spec.has_alpha else {}
+    for variant in VARIANT_NAMES:
+        has_alpha = alpha_init is not None and variant in ALPHA_VARIANTS
+        extra = {"alpha_init": alpha_init} if has_alpha else {}
         results.append(probe(variant, depth, width, **kwargs, **extra))
     return results

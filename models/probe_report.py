@@ -7,7 +7,7 @@ import math
 import os
 from typing import Any
 
-from skipfold.io import atomic_path
+from skipfold.common.io import atomic_path
 
 Result = dict[str, Any]
 

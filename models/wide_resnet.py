@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from skipfold.models.spec import ModelSpec, check_depth
+
 NormLayer = Callable[[int], nn.Module]
 
 
@@ -23,8 +25,6 @@ class VariantSpec:
 
     norm_layer: NormLayer
     conv_bias: bool
-    has_alpha: bool
-    head_dropout: float
     description: str
 
 
@@ -33,21 +33,15 @@ def _no_norm(channels: int) -> nn.Module:
 
 
 VARIANTS: dict[str, VariantSpec] = {
-    "bn": VariantSpec(
-        nn.BatchNorm2d, False, False, 0.0, "BatchNorm pre-activation WRN (the WRN reference)"
-    ),
+    "bn": VariantSpec(nn.BatchNorm2d, False, "BatchNorm pre-activation WRN (the WRN reference)"),
     "skipinit": VariantSpec(
-        _no_norm, False, True, 0.0, "no normalization; branch scaled by a learnable alpha (init 0)"
+        _no_norm, False, "no normalization; branch scaled by a learnable alpha (init 0)"
     ),
     "skipinit-reg": VariantSpec(
-        _no_norm, True, True, 0.6, "Regularized SkipInit: + conv biases + dropout 0.6 before fc"
+        _no_norm, True, "Regularized SkipInit: + conv biases + dropout 0.6 before fc"
     ),
-    "none": VariantSpec(
-        _no_norm, False, False, 0.0, "no normalization, no alpha: the baseline that explodes"
-    ),
+    "none": VariantSpec(_no_norm, False, "no normalization, no alpha: the baseline that explodes"),
 }
-
-OPTIONS = ("dropout", "alpha_init", "head_dropout")
 
 
 class PreActBlock(nn.Module):
@@ -118,7 +112,7 @@ class WideResNet(nn.Module):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        _check_depth(depth)
+        check_depth(depth)
         blocks_per_stage = (depth - 4) // 6
         widths = (16 * width, 32 * width, 64 * width)
         self.stem = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=conv_bias)
@@ -183,13 +177,6 @@ class WideResNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _check_depth(depth: int) -> None:
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 10 or (depth - 4) % 6:
-        raise ValueError(
-            f"depth must be 6N+4 with N >= 1 (10, 16, 22, 28, 40, 100, 1000, ...), got {depth!r}"
-        )
-
-
 def build_model(
     variant: str, depth: int, width: int, num_classes: int = 10, **options: float
 ) -> WideResNet:
@@ -198,46 +185,23 @@ def build_model(
     Options: `dropout` (inside every block, after the second activation; default 0),
     `alpha_init` (skipinit variants; default 0, e.g. 1 or 1/sqrt(blocks) for the ablations),
     `head_dropout` (before the classifier; default 0.6 for skipinit-reg, else 0).
-    The returned model carries `arch`, a JSON-ready dict that rebuilds it.
+    Invalid arguments raise a one-line ValueError. The model carries its `spec`.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    _check_depth(depth)
-    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-        raise ValueError(f"width must be an integer >= 1, got {width!r}")
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(OPTIONS)}")
-    spec = VARIANTS[variant]
-    if "alpha_init" in options and not spec.has_alpha:
-        raise ValueError(
-            f"alpha_init applies to skipinit and skipinit-reg, not to variant {variant!r}"
-        )
-    dropout = float(options.get("dropout", 0.0))
-    head_dropout = float(options.get("head_dropout", spec.head_dropout))
-    for name, p in (("dropout", dropout), ("head_dropout", head_dropout)):
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"{name} must be in [0, 1), got {p}")
-    alpha_init = float(options.get("alpha_init", 0.0)) if spec.has_alpha else None
+    return build_from_spec(ModelSpec.create(variant, depth, width, num_classes, **options))
+
+
+def build_from_spec(spec: ModelSpec) -> WideResNet:
+    """The network a `ModelSpec` describes (freshly initialized)."""
+    variant = VARIANTS[spec.variant]
     model = WideResNet(
-        depth,
-        width,
-        num_classes,
-        norm_layer=spec.norm_layer,
-        conv_bias=spec.conv_bias,
-        dropout=dropout,
-        alpha_init=alpha_init,
-        head_dropout=head_dropout,
+        spec.depth,
+        spec.width,
+        spec.num_classes,
+        norm_layer=variant.norm_layer,
+        conv_bias=variant.conv_bias,
+        dropout=spec.dropout,
+        alpha_init=spec.alpha_init,
+        head_dropout=spec.head_dropout,
     )
-    model.arch = {
-        "variant": variant,
-        "depth": depth,
-        "width": width,
-        "num_classes": num_classes,
-        "dropout": dropout,
-        "head_dropout": head_dropout,
-        "alpha_init": alpha_init,
-    }
+    model.spec = spec
     return model

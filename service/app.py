@@ -10,13 +10,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from service import errors, predict, v2
-from service.inference import InferenceEngine
-from service.metrics import Metrics
-from service.middleware import RequestContext
-from service.registry import ModelRegistry
-from service.settings import Settings
 from skipfold import __version__
+from skipfold.service import errors, predict, v2
+from skipfold.service.inference import InferenceEngine
+from skipfold.service.metrics import Metrics
+from skipfold.service.middleware import RequestContext
+from skipfold.service.registry import ModelRegistry, ServedModel
+from skipfold.service.settings import Settings
 
 log = logging.getLogger("skipfold.service")
 
@@ -27,7 +27,7 @@ def _warm_up_decoders() -> None:
 
     from PIL import Image
 
-    from skipfold.images import FORMATS, decode_image
+    from skipfold.common.images import FORMATS, decode_image
 
     for fmt in FORMATS:
         buffer = io.BytesIO()
@@ -35,74 +35,60 @@ def _warm_up_decoders() -> None:
         decode_image(buffer.getvalue(), (8, 8))
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """An app serving `settings.repository`; nothing is loaded until the lifespan starts."""
-    settings = settings or Settings()
-    metrics = Metrics()
+def _describe(model: ServedModel) -> str:
+    card = model.card
+    kind = f"{card.variant}, {'folded' if card.folded else 'not folded'}" if card else "no card"
+    providers = ", ".join(model.runner.providers)
+    return f"serving {model.name} version {model.version} ({kind}) on {providers}"
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Loading and warm-up may take seconds: off the event loop, before readiness.
-        registry = await asyncio.to_thread(ModelRegistry.load, settings)
-        await asyncio.to_thread(registry.warm_up, settings.warmup_runs)
-        await asyncio.to_thread(_warm_up_decoders)
-        app.state.registry = registry
-        app.state.engine = InferenceEngine(
-            metrics,
-            settings.max_batch_size,
-            settings.max_queue_delay_ms,
-            settings.inline_max_ms,
-            # the server's request tasks, when it shares them (service.server)
-            getattr(app.state, "request_tasks", None),
-            settings.workers,
-        )
-        for model in registry.all():
-            log.info(
-                "serving %s version %d (%s, %s) on %s",
-                model.name,
-                model.version,
-                model.metadata.get("variant", "?"),
-                "folded" if model.metadata.get("folded") == "true" else "not folded",
-                ", ".join(model.runner.providers),
-            )
-        app.state.ready = True
-        try:
-            yield
-        finally:
-            app.state.ready = False
-            await app.state.engine.close()
 
-    app = FastAPI(
-        title="skipfold",
-        version=__version__,
-        description="BatchNorm-folded and SkipInit Wide-ResNets on ONNX Runtime.",
-        lifespan=lifespan,
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Models loaded and warmed up before readiness; the engine closed after the last request."""
+    settings: Settings = app.state.settings
+    # Loading and warm-up may take seconds: off the event loop, before readiness.
+    registry = await asyncio.to_thread(ModelRegistry.load, settings)
+    await asyncio.to_thread(registry.warm_up, settings.warmup_runs)
+    await asyncio.to_thread(_warm_up_decoders)
+    app.state.registry = registry
+    app.state.engine = InferenceEngine(
+        app.state.metrics,
+        settings.max_batch_size,
+        settings.max_queue_delay_ms,
+        settings.inline_max_ms,
+        # the server's request tasks, when it shares them (service.server)
+        getattr(app.state, "request_tasks", None),
+        settings.workers,
     )
-    app.state.settings = settings
-    app.state.metrics = metrics
-    app.state.ready = False
-    errors.install(app)
-    # Served by the request middleware directly; routed too, so another method gets a 405
-    app.add_route("/predict", predict.predict, methods=["POST"], include_in_schema=False)
-    app.include_router(v2.router)
+    for model in registry.all():
+        log.info(_describe(model))
+    app.state.ready = True
+    try:
+        yield
+    finally:
+        app.state.ready = False
+        await app.state.engine.close()
 
-    # Kubernetes-style aliases of the v2 probes
-    app.add_api_route("/healthz", v2.live, methods=["GET"])
-    app.add_api_route("/readyz", v2.ready, methods=["GET"])
 
-    @app.get("/models")
-    async def models(request: Request) -> dict:
-        registry = request.app.state.registry
-        listed = []
-        for name, versions in registry.models.items():
-            latest = versions[max(versions)].describe()
-            del latest["version"]
-            listed.append({"name": name, "versions": sorted(versions), **latest})
-        return {"default": registry.default, "models": listed}
+async def list_models(request: Request) -> dict:
+    """GET /models: every model served, described by its latest loaded version."""
+    registry = request.app.state.registry
+    listed = []
+    for name, versions in registry.models.items():
+        latest = versions[max(versions)].describe()
+        del latest["version"]
+        listed.append({"name": name, "versions": sorted(versions), **latest})
+    return {"default": registry.default, "models": listed}
 
-    @app.get("/metrics")
-    async def prometheus() -> Response:
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+async def prometheus(request: Request) -> Response:
+    """GET /metrics in Prometheus' text format."""
+    body = request.app.state.metrics.render()
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _openapi_with_predict(app: FastAPI) -> None:
+    """POST /predict is served past FastAPI's routing: document it by hand."""
 
     def openapi() -> dict:
         if app.openapi_schema is None:
@@ -112,11 +98,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
 
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """An app serving `settings.repository`; nothing is loaded until the lifespan starts."""
+    settings = settings or Settings()
+    app = FastAPI(
+        title="skipfold",
+        version=__version__,
+        description="BatchNorm-folded and SkipInit Wide-ResNets on ONNX Runtime.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.ready = False
+    errors.install(app)
+    # Served by the request middleware directly; routed too, so another method gets a 405
+    app.add_route("/predict", predict.predict, methods=["POST"], include_in_schema=False)
+    app.include_router(v2.router)
+    # Kubernetes-style aliases of the v2 probes
+    app.add_api_route("/healthz", v2.live, methods=["GET"])
+    app.add_api_route("/readyz", v2.ready, methods=["GET"])
+    app.add_api_route("/models", list_models, methods=["GET"])
+    app.add_api_route("/metrics", prometheus, methods=["GET"])
+    _openapi_with_predict(app)
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     app.add_middleware(
         RequestContext,
         max_body_bytes=settings.max_body_bytes,
-        metrics=metrics,
+        metrics=app.state.metrics,
         api_key=api_key,
         api_key_header=settings.api_key_header,
         direct={("POST", "/predict"): predict.endpoint},

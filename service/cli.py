@@ -1,38 +1,108 @@
-"""`skipfold serve`: the inference server (FastAPI + uvicorn + ONNX Runtime; no torch)."""
+"""`skipfold serve`: the inference server (FastAPI + uvicorn + ONNX Runtime; no torch).
+
+Flags are checked as they are parsed (this module imports nothing beyond the base install, so
+`--help` works anywhere); `Settings` then merges them with SKIPFOLD_* environment variables
+and checks the result again before the server starts.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
+from typing import Any
 
-SETTINGS_FLAGS = {
-    # flag: (settings field, type, help)
-    "--repo": ("repository", str, "model repository written by skipfold export (default repo/)"),
-    "--host": ("host", str, "bind address (default 127.0.0.1; 0.0.0.0 in containers)"),
-    "--port": ("port", int, "default 8000"),
-    "--device": ("device", str, "cpu (default), cuda, or auto (CUDA if available, else CPU)"),
-    "--threads": ("intra_op_threads", int, "ONNX Runtime intra-op threads (default: all cores)"),
+from skipfold.common import arguments
+from skipfold.formats.model_repository import parse_selection
+
+DEVICES = ("cpu", "cuda", "auto")
+LEVELS = ("disabled", "basic", "extended", "all")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _text(value: str) -> str:
+    return value
+
+
+# flag: (settings field, type or choices, default shown in --help, help)
+SETTINGS_FLAGS: dict[str, tuple[str, Callable[[str], Any] | tuple[str, ...], str, str]] = {
+    "--repo": (
+        "repository",
+        arguments.existing_folder,
+        "repo",
+        "model repository written by skipfold export",
+    ),
+    "--host": ("host", _text, "127.0.0.1", "bind address (0.0.0.0 in containers)"),
+    "--port": ("port", arguments.port, "8000", "HTTP port (0: any free port)"),
+    "--device": ("device", DEVICES, "cpu", "auto: CUDA if available, else CPU"),
+    "--threads": (
+        "intra_op_threads",
+        arguments.at_least(1),
+        "all cores",
+        "ONNX Runtime intra-op threads per call",
+    ),
     "--workers": (
         "workers",
-        int,
-        "ONNX Runtime calls in parallel (default 1; e.g. --workers 2 --threads 1 for throughput)",
+        arguments.at_least(1),
+        "1",
+        "ONNX Runtime calls in parallel (e.g. --workers 2 --threads 1 for throughput)",
     ),
-    "--optimization-level": ("optimization_level", str, "disabled, basic, extended, all (default)"),
-    "--models": ("models", str, "models to serve, optionally pinned: 'bn,skipinit:1:2'"),
-    "--default-model": ("default_model", str, "model used when a request names none"),
-    "--max-batch-size": ("max_batch_size", int, "dynamic batching: images per call (0 = off)"),
-    "--max-queue-delay-ms": ("max_queue_delay_ms", float, "dynamic batching: wait (default 2)"),
+    "--optimization-level": (
+        "optimization_level",
+        LEVELS,
+        "all",
+        "ONNX Runtime graph optimizations",
+    ),
+    "--models": (
+        "models",
+        _text,
+        "every model, latest version",
+        "models to serve, optionally pinned: 'bn,skipinit:1:2'",
+    ),
+    "--default-model": (
+        "default_model",
+        _text,
+        "the first",
+        "model used when a request names none",
+    ),
+    "--max-batch-size": (
+        "max_batch_size",
+        arguments.at_least(0),
+        "0 = off",
+        "dynamic batching: images per call",
+    ),
+    "--max-queue-delay-ms": (
+        "max_queue_delay_ms",
+        arguments.at_least(0, float),
+        "2",
+        "dynamic batching: how long the first request waits for others",
+    ),
     "--inline-max-ms": (
         "inline_max_ms",
-        float,
-        "calls expected to take at most this long run on the event loop when the worker is idle "
-        "(default 10; 0 = never)",
+        arguments.at_least(0, float),
+        "10; 0 = never",
+        "calls expected to take at most this long run on the event loop when nothing else runs",
     ),
-    "--max-body-bytes": ("max_body_bytes", int, "request body limit (default 10 MB)"),
-    "--max-image-pixels": ("max_image_pixels", int, "decoded pixel limit per image"),
-    "--api-key": ("api_key", str, "require this key in the X-API-Key header (or SKIPFOLD_API_KEY)"),
-    "--shutdown-delay": ("shutdown_delay_s", float, "seconds to stay up not-ready after SIGTERM"),
-    "--log-level": ("log_level", str, "debug, info (default), warning, error"),
+    "--max-body-bytes": (
+        "max_body_bytes",
+        arguments.at_least(1),
+        "10 MiB",
+        "request body limit",
+    ),
+    "--max-image-pixels": (
+        "max_image_pixels",
+        arguments.at_least(1),
+        "40,000,000",
+        "decoded pixel limit per image",
+    ),
+    "--api-key": ("api_key", _text, "none", "require this key in the X-API-Key header"),
+    "--shutdown-delay": (
+        "shutdown_delay_s",
+        arguments.at_least(0, float),
+        "0",
+        "seconds to stay up, not ready, after SIGTERM",
+    ),
+    "--log-level": ("log_level", LOG_LEVELS, "info", "server log level"),
 }
 
 
@@ -42,28 +112,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "capitals (SKIPFOLD_REPOSITORY, SKIPFOLD_PORT, SKIPFOLD_DEVICE, SKIPFOLD_API_KEY, ...). "
         "Flags win."
     )
-    for flag, (field, kind, help_text) in SETTINGS_FLAGS.items():
-        parser.add_argument(flag, dest=field, type=kind, help=help_text)
+    for flag, (field, kind, default, help_text) in SETTINGS_FLAGS.items():
+        help_text = f"{help_text} (default: {default})".replace("%", "%%")
+        if isinstance(kind, tuple):
+            parser.add_argument(flag, dest=field, choices=kind, help=help_text)
+        else:
+            parser.add_argument(flag, dest=field, type=kind, help=help_text, metavar=field.upper())
+
+
+def check(args: argparse.Namespace) -> None:
+    """What Settings would refuse that needs no server package to see."""
+    if args.models:
+        parse_selection(args.models)
 
 
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from service.server import serve
-    from service.settings import Settings
+    from skipfold.common.arguments import one_line
+    from skipfold.service.settings import Settings
 
     overrides = {
         field: getattr(args, field)
-        for field, _, _ in SETTINGS_FLAGS.values()
+        for field, *_ in SETTINGS_FLAGS.values()
         if getattr(args, field) is not None
     }
     try:
         settings = Settings(**overrides)
+        settings.pinned_versions()
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"invalid settings: {problems}") from None
+        raise ValueError(f"invalid settings: {one_line(exc)}") from None
+    if not settings.repository.is_dir():
+        raise ValueError(
+            f"model repository {settings.repository} does not exist or is not a folder (create "
+            "one with 'skipfold export runs/NAME --repo REPO', or run 'skipfold demo')"
+        )
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from skipfold.service.server import serve
+
     return serve(settings)

@@ -9,8 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.registry import ModelNotFound
-from skipfold.images import ImageError, ImageTooLarge
+from skipfold.common.images import ImageError, ImageTooLarge
+from skipfold.service.registry import ModelNotFound
 
 log = logging.getLogger("skipfold.service")
 

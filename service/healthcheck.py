@@ -1,4 +1,7 @@
-"""`python -m service.healthcheck`: exit 0 if the local server is ready, else 1 (HEALTHCHECK)."""
+"""`python -m skipfold.service.healthcheck`: exit 0 if the local server is ready, else 1.
+
+The container HEALTHCHECK runs it: the standard library only, no HTTP client to install.
+"""
 
 from __future__ import annotations
 

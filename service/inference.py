@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.metrics import Metrics
-from service.registry import ServedModel
+from skipfold.service.metrics import Metrics
+from skipfold.service.registry import ServedModel
 
 
 @dataclass
@@ -149,7 +149,7 @@ class _Batcher:
                 self.wakeup.clear()
                 try:
                     await asyncio.wait_for(self.wakeup.wait(), remaining)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
             batch = [self.pending.popleft()]
             size = len(batch[0].images)

@@ -15,8 +15,8 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from service.errors import ApiError
-from service.metrics import Metrics
+from skipfold.service.errors import ApiError
+from skipfold.service.metrics import Metrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -11,8 +11,8 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service.errors import ApiError, error_response, known_error, unexpected_error
-from skipfold.images import open_image, to_array
+from skipfold.common.images import open_image, to_array
+from skipfold.service.errors import ApiError, error_response, known_error, unexpected_error
 
 # Images up to this many pixels are decoded on the event loop (tens of microseconds);
 # larger ones in a worker thread, so one big upload cannot stall every other request.

@@ -1,13 +1,11 @@
-"""The models a server holds: read from a Triton-layout repository written by skipfold export.
+"""The models a server holds, read from a Triton-layout repository through `ModelRepository`.
 
-Torch-free and onnx-free: everything comes from the files and ONNX Runtime's view of them
-(the graph's metadata_props carry classes, variant and the rest).
+Torch-free and onnx-free: everything comes from the files and ONNX Runtime's view of them (the
+model card in the graph's metadata carries classes, variant and the rest).
 """
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,15 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from service.runtime import Runner, create_session, resolve_providers
-from service.settings import Settings
+from skipfold.formats.model_card import ModelCard
+from skipfold.formats.model_repository import ModelConfig, ModelRepository, RepositoryError
+from skipfold.service.runtime import Runner, create_session, resolve_providers
+from skipfold.service.settings import Settings
 
-MODEL_FILE = "model.onnx"
-CONFIG_FILE = "config.pbtxt"
-
-
-class RepositoryError(RuntimeError):
-    """The repository cannot be served as configured: the server must not start."""
+__all__ = ["ModelNotFound", "ModelRegistry", "RepositoryError", "ServedModel"]
 
 
 class ModelNotFound(LookupError):
@@ -41,7 +36,8 @@ class ServedModel:
     classes: list[str]
     input_size: tuple[int, int]
     max_batch_size: int
-    metadata: dict[str, str] = field(default_factory=dict)
+    card: ModelCard | None = None  # None: not exported by skipfold
+    metadata: dict[str, str] = field(default_factory=dict)  # the graph's metadata_props, raw
     # One image's run time, measured in the warm-up (the fastest run); inf until measured.
     seconds_per_image: float = float("inf")
 
@@ -54,55 +50,49 @@ class ServedModel:
         return self.runner.output_names
 
     def describe(self) -> dict[str, Any]:
-        meta = self.metadata
+        card = self.card
         return {
             "name": self.name,
             "version": self.version,
-            "variant": meta.get("variant"),
-            "depth": _int_or_none(meta.get("depth")),
-            "width": _int_or_none(meta.get("width")),
-            "folded": {"true": True, "false": False}.get(meta.get("folded", "")),
+            "variant": card.variant if card else None,
+            "depth": card.depth if card else None,
+            "width": card.width if card else None,
+            "folded": card.folded if card else None,
             "classes": self.classes,
             "input_shape": [-1, *self.input_size, 3],
             "max_batch_size": self.max_batch_size,
-            "test_accuracy": _float_or_none(meta.get("test_accuracy")),
+            "test_accuracy": card.test_accuracy if card else None,
             "execution_providers": self.runner.providers,
         }
 
 
-def _int_or_none(value: str | None) -> int | None:
-    return int(value) if value and value.lstrip("-").isdigit() else None
+def _check_image_model(path: Path, session: Any) -> tuple[int, int]:
+    """(height, width) of a graph with one uint8 [N, H, W, 3] input; RepositoryError if not."""
+    inputs = session.get_inputs()
+    shape = inputs[0].shape if len(inputs) == 1 else None
+    if (
+        shape is None
+        or inputs[0].type != "tensor(uint8)"
+        or len(shape) != 4
+        or shape[3] != 3
+        or not all(isinstance(d, int) for d in shape[1:3])
+    ):
+        raise RepositoryError(
+            f"{path}: not an image model this server can run: it needs one uint8 input "
+            f"[N, H, W, 3] (as skipfold export writes), found "
+            f"{[(i.name, i.type, i.shape) for i in inputs]}"
+        )
+    return int(shape[1]), int(shape[2])
 
 
-def _float_or_none(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
-
-
-def _max_batch_size(model_dir: Path) -> int:
-    config = model_dir / CONFIG_FILE
-    match = re.search(r"^\s*max_batch_size\s*:\s*(\d+)", config.read_text(), re.MULTILINE)
-    return int(match.group(1)) if match else 0
-
-
-def model_versions(model_dir: Path) -> list[int]:
-    """The version numbers under a model folder that hold a model.onnx, ascending."""
-    return sorted(
-        int(p.name)
-        for p in model_dir.iterdir()
-        if p.name.isdigit() and int(p.name) > 0 and (p / MODEL_FILE).is_file()
-    )
-
-
-def load_model(model_dir: Path, version: int, settings: Settings) -> ServedModel:
-    path = model_dir / str(version) / MODEL_FILE
-    providers = resolve_providers(settings.device)
+def load_model(
+    repository: ModelRepository, name: str, version: int, settings: Settings
+) -> ServedModel:
+    path = repository.model_file(name, version)
     try:
         session = create_session(
             path,
-            providers,
+            resolve_providers(settings.device),
             settings.intra_op_threads,
             settings.optimization_level,
             settings.device,
@@ -111,45 +101,40 @@ def load_model(model_dir: Path, version: int, settings: Settings) -> ServedModel
         raise
     except Exception as exc:  # onnxruntime raises its own exception types
         raise RepositoryError(f"{path}: ONNX Runtime cannot load it: {exc}") from None
-    runner = Runner(session)
-    (image_input,) = session.get_inputs() if len(session.get_inputs()) == 1 else (None,)
-    shape = getattr(image_input, "shape", None)
-    if (
-        image_input is None
-        or image_input.type != "tensor(uint8)"
-        or len(shape) != 4
-        or shape[3] != 3
-        or not all(isinstance(d, int) for d in shape[1:3])
-    ):
-        raise RepositoryError(
-            f"{path}: not an image model this server can run: it needs one uint8 input "
-            f"[N, H, W, 3] (as skipfold export writes), found "
-            f"{[(i.name, i.type, i.shape) for i in session.get_inputs()]}"
-        )
+    input_size = _check_image_model(path, session)
+    config: ModelConfig = repository.config(name)
     metadata = dict(session.get_modelmeta().custom_metadata_map)
-    num_classes = session.get_outputs()[0].shape[-1]
-    classes = _classes(metadata, model_dir, num_classes)
+    try:
+        card = ModelCard.from_metadata(metadata, source=str(path))
+    except ValueError as exc:
+        raise RepositoryError(str(exc)) from None
+    classes = _classes(card, repository, name, session.get_outputs()[0].shape[-1])
     return ServedModel(
-        name=model_dir.name,
+        name=name,
         version=version,
         path=path,
-        runner=runner,
+        runner=Runner(session),
         classes=classes,
-        input_size=(int(shape[1]), int(shape[2])),
-        max_batch_size=_max_batch_size(model_dir),
+        input_size=input_size,
+        max_batch_size=config.max_batch_size,
+        card=card,
         metadata=metadata,
     )
 
 
-def _classes(metadata: dict[str, str], model_dir: Path, num_classes: Any) -> list[str]:
-    if "classes" in metadata:
-        return list(json.loads(metadata["classes"]))
-    labels = model_dir / "labels.txt"
-    if labels.is_file():
-        return labels.read_text().splitlines()
+def _classes(
+    card: ModelCard | None, repository: ModelRepository, name: str, num_classes: Any
+) -> list[str]:
+    if card is not None:
+        return list(card.classes)
+    labels = repository.labels(name)
+    if labels:
+        return labels
     if isinstance(num_classes, int):
         return [str(i) for i in range(num_classes)]
-    raise RepositoryError(f"{model_dir}: no class names (metadata 'classes' or labels.txt)")
+    raise RepositoryError(
+        f"{repository.model_dir(name)}: no class names (model card or labels.txt)"
+    )
 
 
 class ModelRegistry:
@@ -161,18 +146,9 @@ class ModelRegistry:
 
     @classmethod
     def load(cls, settings: Settings) -> ModelRegistry:
-        repo = settings.repository
-        if not repo.is_dir():
-            raise RepositoryError(
-                f"model repository {repo} does not exist (create one with "
-                "'skipfold export runs/NAME --repo REPO', or run 'skipfold demo')"
-            )
-        available = {
-            p.name: model_versions(p)
-            for p in sorted(repo.iterdir())
-            if p.is_dir() and not p.name.startswith(".") and (p / CONFIG_FILE).is_file()
-        }
-        available = {name: versions for name, versions in available.items() if versions}
+        repository = ModelRepository(settings.repository)
+        repo = repository.path
+        available = repository.models()
         if not available:
             raise RepositoryError(
                 f"model repository {repo} holds no models (each needs NAME/config.pbtxt and "
@@ -192,7 +168,7 @@ class ModelRegistry:
                     f"(it has: {', '.join(map(str, available[name]))})"
                 )
             versions = pinned or available[name][-1:]
-            models[name] = {v: load_model(repo / name, v, settings) for v in versions}
+            models[name] = {v: load_model(repository, name, v, settings) for v in versions}
         default = settings.default_model or next(iter(models))
         if default not in models:
             raise RepositoryError(

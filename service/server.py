@@ -14,10 +14,10 @@ from typing import Any
 
 import uvicorn
 
-from service.app import create_app
-from service.registry import RepositoryError
-from service.runtime import DeviceError
-from service.settings import Settings
+from skipfold.service.app import create_app
+from skipfold.service.registry import RepositoryError
+from skipfold.service.runtime import DeviceError
+from skipfold.service.settings import Settings
 
 log = logging.getLogger("skipfold.service")
 

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from skipfold.formats.model_repository import parse_selection
+
 Device = Literal["cpu", "cuda", "auto"]
 OptimizationLevel = Literal["disabled", "basic", "extended", "all"]
 
@@ -72,13 +74,4 @@ class Settings(BaseSettings):
 
     def pinned_versions(self) -> dict[str, list[int]]:
         """`models` parsed: name -> pinned versions (an empty list means the latest)."""
-        selection: dict[str, list[int]] = {}
-        for item in filter(None, (part.strip() for part in self.models.split(","))):
-            name, *versions = item.split(":")
-            try:
-                selection[name] = [int(v) for v in versions]
-            except ValueError:
-                raise ValueError(
-                    f"invalid model selection {item!r}: use NAME or NAME:VERSION[:VERSION...]"
-                ) from None
-        return selection
+        return parse_selection(self.models)

@@ -17,9 +17,9 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from service.errors import ApiError
-from service.registry import ServedModel
 from skipfold import __version__
+from skipfold.service.errors import ApiError
+from skipfold.service.registry import ServedModel
 
 router = APIRouter(prefix="/v2")
 

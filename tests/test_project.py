@@ -1,9 +1,11 @@
 """The project as a newcomer meets it: README commands, CI script, dependencies, lint."""
 
+import ast
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -34,21 +36,104 @@ def test_ci_runs_exactly_the_readme_test_command_then_the_container_smoke_test()
     assert commands == [readme_commands()[1], "bash .ci/containers"]
 
 
-def test_the_api_image_installs_the_declared_serving_dependencies_only():
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    lines = (ROOT / "docker" / "api-requirements.txt").read_text().splitlines()
-    requirements = [line for line in lines if line and not line.startswith("#")]
-    for requirement in requirements:
-        assert f'"{requirement}"' in pyproject, requirement
-    names = {re.split(r"[<>=;\[ ]", r)[0].lower() for r in requirements}
-    assert {"onnxruntime", "fastapi", "uvicorn", "pillow", "numpy"} <= names
-    assert not names & {"torch", "onnx", "onnxscript", "safetensors", "matplotlib"}
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
-def test_dependencies_exclude_torchvision_and_keep_an_existing_torch():
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    assert "torchvision" not in pyproject
-    assert '"torch>=2.5"' in pyproject
+def names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=;\[ ]", r)[0].lower() for r in requirements}
+
+
+def test_each_role_installs_what_it_needs_and_serving_no_torch():
+    project = pyproject()["project"]
+    extras = project["optional-dependencies"]
+    heavy = {"torch", "onnx", "onnxscript", "safetensors", "matplotlib", "fastapi", "onnxruntime"}
+    assert not names(project["dependencies"]) & heavy  # the base: the command, the formats
+    assert {"onnxruntime", "fastapi", "uvicorn", "aiohttp"} <= names(extras["serve"])
+    assert not names(extras["serve"]) & {"torch", "onnx", "onnxscript", "matplotlib"}
+    assert "torch" not in names(extras["test"])  # so that [serve,test] tests serving alone
+    assert "torch>=2.5" in extras["train"]  # a lower bound only: an existing CUDA build is kept
+    assert "torchvision" not in (ROOT / "pyproject.toml").read_text()
+
+
+def test_the_api_image_installs_the_serve_extra_and_no_second_list():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    api_build = dockerfile.split("AS api-build", 1)[1].split("FROM ", 1)[0]
+    assert '"/src[serve]"' in api_build
+    assert "requirements" not in dockerfile
+    assert not list(ROOT.glob("**/*requirements*.txt"))
+
+
+def test_one_import_name_and_no_package_folder_at_the_root_named_skipfold():
+    setuptools = pyproject()["tool"]["setuptools"]
+    assert all(p == "skipfold" or p.startswith("skipfold.") for p in setuptools["packages"])
+    assert not (ROOT / "skipfold").exists()  # it would shadow the installed package
+    for folder in ("models", "training", "export", "service"):
+        assert setuptools["package-dir"][f"skipfold.{folder}"] == folder
+        assert (ROOT / folder / "__init__.py").is_file()
+    on_disk = {
+        str(path.parent.relative_to(ROOT))
+        for path in ROOT.glob("*/**/__init__.py")
+        if path.parts[len(ROOT.parts)] not in ("tests", "docs", ".venv")
+        and ".venv" not in path.parts
+    }
+    mapped = {
+        setuptools["package-dir"].get(p) or "src/" + p.replace(".", "/")
+        for p in setuptools["packages"]
+    }
+    assert on_disk == mapped  # every package folder is installed, under skipfold
+
+
+def test_the_house_has_one_direction():
+    """Nothing imports upward: the bottom layers know nothing of the stages, serving nothing of
+    training, and only the CLI and the demo sit on top."""
+    layers = {  # package -> what it may import from skipfold
+        "skipfold.common": set(),
+        "skipfold.formats": {"skipfold.common"},
+        "skipfold.models": {"skipfold.common"},
+        "skipfold.training": {"skipfold.common", "skipfold.models"},
+        "skipfold.export": {
+            "skipfold.common", "skipfold.formats", "skipfold.models", "skipfold.training",
+        },
+        "skipfold.service": {"skipfold.common", "skipfold.formats"},
+        "skipfold.bench": {
+            "skipfold.common", "skipfold.formats", "skipfold.service",
+            "skipfold.models", "skipfold.export",  # the optional PyTorch reference
+        },
+    }  # fmt: skip
+    folders = {"models": "skipfold.models", "training": "skipfold.training"}
+    folders |= {"export": "skipfold.export", "service": "skipfold.service"}
+    folders |= {f"src/skipfold/{p}": f"skipfold.{p}" for p in ("common", "formats", "bench")}
+    for folder, package in folders.items():
+        for path in (ROOT / folder).glob("*.py"):
+            tree = ast.parse(path.read_text())
+            imported = {
+                ".".join(node.module.split(".")[:2])
+                for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module
+            } | {
+                ".".join(alias.name.split(".")[:2])
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Import)
+                for alias in node.names
+            }
+            own = {m for m in imported if m.startswith("skipfold.")} - {package}
+            assert own <= layers[package], (path.relative_to(ROOT), own - layers[package])
+
+
+def test_small_files_and_short_functions():
+    sources = [
+        p
+        for folder in ("src", "models", "training", "export", "service")
+        for p in (ROOT / folder).rglob("*.py")
+    ]
+    long_files = [p.name for p in sources if len(p.read_text().splitlines()) > 300]
+    assert len(long_files) <= 2, long_files  # most files under 300 lines
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                assert lines <= 65, f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {lines}"
 
 
 def test_ruff_clean():

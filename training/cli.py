@@ -1,78 +1,133 @@
-"""`skipfold train`: train a BN or SkipInit Wide-ResNet into a run folder."""
+"""`skipfold train`: train a BN or SkipInit Wide-ResNet into a run folder.
+
+Every option is a `TrainConfig` field and is checked by that field as it is parsed; the run
+folder is checked next; torch is imported only after that.
+"""
 
 from __future__ import annotations
 
 import argparse
+import typing
+from typing import Any
 
-from models.wide_resnet import VARIANTS
-from training.config import STANDARDIZATIONS, TrainConfig
-from training.datasets import DATASETS
-from training.schedule import SCHEDULES
+from pydantic import ValidationError
+
+from skipfold.common import arguments
+from skipfold.common.arguments import one_line
+from skipfold.training.config import TrainConfig
+from skipfold.training.run_folder import MODEL, RunFolder
+
+HELP = {
+    "variant": "the network",
+    "depth": "6N+4",
+    "width": "width factor k",
+    "dropout": "inside each block",
+    "alpha_init": "initial alpha of the skipinit variants (default 0)",
+    "dataset": "shapes is built in; the others read --data-dir",
+    "data_dir": "cifar10/cifar100 release or imagefolder root (train/<class>/*, test/<class>/*)",
+    "train_limit": "use only the first N training images",
+    "test_limit": "use only the first N test images",
+    "standardize": "dataset: the training set's per-channel mean/std; per-image: the SkipInit "
+    "paper's, each image by its own mean/std",
+    "epochs": "0 writes the initialized network (for latency work)",
+    "batch_size": "global batch (split over torchrun processes)",
+    "lr": "base learning rate, any positive value (the papers sweep a log grid)",
+    "schedule": "skipinit: constant for half the run, then halved every 5%; wrn-step: x0.2 at "
+    "30/60/80%",
+    "warmup_epochs": "linear warm-up",
+    "momentum": "SGD heavy-ball momentum",
+    "weight_decay": "L2 on every parameter",
+    "device": "auto: cuda when available",
+    "seed": "weights, data order, augmentation and dropout",
+}
+TYPES = {"data_dir": lambda text: str(arguments.folder_to_write(text))}
+GROUPS = {
+    "model": ("variant", "depth", "width", "dropout", "alpha_init"),
+    "data": ("dataset", "data_dir", "train_limit", "test_limit", "standardize"),
+    "recipe (default: the SkipInit paper's)": (
+        "epochs",
+        "batch_size",
+        "lr",
+        "schedule",
+        "warmup_epochs",
+        "momentum",
+        "weight_decay",
+    ),
+    "machine": ("device", "seed"),
+}
+
+
+def _add_field(group: Any, name: str) -> None:
+    info = TrainConfig.model_fields[name]
+    flag = "--" + name.replace("_", "-")
+    if typing.get_origin(info.annotation) is typing.Literal:
+        choices = typing.get_args(info.annotation)
+        group.add_argument(flag, default=info.default, choices=choices, help=HELP.get(name))
+        return
+    group.add_argument(
+        flag,
+        type=TYPES.get(name) or arguments.field_type(TrainConfig, name),
+        default=info.default,
+        help=HELP.get(name),
+        metavar=name.upper(),
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = TrainConfig()
-    model = parser.add_argument_group("model")
-    model.add_argument("--variant", default=d.variant, choices=list(VARIANTS))
-    model.add_argument("--depth", type=int, default=d.depth, help=f"6N+4 (default {d.depth})")
-    model.add_argument("--width", type=int, default=d.width, help=f"default {d.width}")
-    model.add_argument("--dropout", type=float, default=d.dropout, help="inside each block")
-    model.add_argument("--alpha-init", type=float, default=None, help="skipinit variants: 0")
-    data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default=d.dataset, choices=DATASETS)
-    data.add_argument("--data-dir", help="cifar10/cifar100 release or imagefolder root")
-    data.add_argument("--train-limit", type=int, help="use only the first N training images")
-    data.add_argument("--test-limit", type=int, help="use only the first N test images")
-    data.add_argument(
-        "--standardize",
-        default=d.standardize,
-        choices=STANDARDIZATIONS,
-        help="dataset: the training set's per-channel mean/std (default); per-image: the "
-        "SkipInit paper's, each image by its own mean/std",
+    for title, names in GROUPS.items():
+        group = parser.add_argument_group(title)
+        for name in names:
+            _add_field(group, name)
+        if title == "machine":
+            group.add_argument("--compile", action="store_true", help="torch.compile the model")
+            group.add_argument(
+                "--sync-bn", action="store_true", help="SyncBatchNorm under torchrun (CUDA)"
+            )
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=arguments.folder_to_write,
+        help="the run folder, e.g. runs/bn-16-4: new or empty, or a run to --resume",
     )
-    recipe = parser.add_argument_group("recipe (default: the SkipInit paper's)")
-    recipe.add_argument(
-        "--epochs",
-        type=int,
-        default=d.epochs,
-        help=f"default {d.epochs}; 0 writes the initialized network (for latency work)",
-    )
-    recipe.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch")
-    recipe.add_argument("--lr", type=float, default=d.lr, help=f"default {d.lr}")
-    recipe.add_argument("--schedule", default=d.schedule, choices=SCHEDULES)
-    recipe.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
-    recipe.add_argument("--momentum", type=float, default=d.momentum)
-    recipe.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    machine = parser.add_argument_group("machine")
-    machine.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"])
-    machine.add_argument("--compile", action="store_true", help="torch.compile the model")
-    machine.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under torchrun")
-    machine.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--out", required=True, help="the run folder, e.g. runs/bn-16-4")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    values = vars(args)
-    return TrainConfig.from_dict(
-        {k: v for k, v in values.items() if v is not None or k == "alpha_init"}
-    )
+    """The TrainConfig the arguments describe; ValueError (one line) if they contradict."""
+    values = {name: getattr(args, name) for name in TrainConfig.model_fields}
+    try:
+        return TrainConfig(**values)
+    except ValidationError as exc:
+        raise ValueError(one_line(exc)) from None
+
+
+def check(args: argparse.Namespace) -> None:
+    """The config as a whole, and the run folder: before torch is even imported."""
+    args.config = config_from_args(args)
+    folder = RunFolder(args.out)
+    if args.resume:
+        folder.check_resumable()
+    else:
+        folder.check_new()
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.trainer import Diverged, train
+    from skipfold.training.trainer import Diverged, train
 
-    config = config_from_args(args)
+    config, folder = args.config, RunFolder(args.out)
     try:
         last = train(config, args.out, resume=args.resume)
     except Diverged as exc:
-        print(f"skipfold train: diverged: {exc}")
+        print(f"skipfold train: diverged: {exc}; metrics.jsonl in {args.out} says where")
         return 3
     except KeyboardInterrupt:
-        print(
-            f"\nskipfold train: interrupted; the last complete epoch is safe in {args.out} "
-            "(continue with --resume)"
-        )
+        if (folder / MODEL).is_file():
+            print(
+                f"\nskipfold train: interrupted; the last complete epoch is safe in {args.out} "
+                "(continue with --resume)"
+            )
+        else:
+            print("\nskipfold train: interrupted before the first epoch ended; nothing was kept")
         return 130
     if not last and config.epochs == 0:
         print(f"wrote the initialized network to {args.out} (--epochs 0)")

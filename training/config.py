@@ -1,47 +1,77 @@
-"""Every training knob in one typed place, with why each default is what it is."""
+"""Every training knob in one typed, validated place, with why each default is what it is.
+
+Torch-free: the command line checks its arguments against these fields before any work, and the
+run folder stores the config as JSON (`training.run_folder`).
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from typing import Annotated, Literal
 
-STANDARDIZATIONS = ("dataset", "per-image")
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from skipfold.models.spec import ALPHA_VARIANTS, Depth, Probability, Variant, Width
+
+Dataset = Literal["shapes", "cifar10", "cifar100", "imagefolder"]
+DATASETS: tuple[str, ...] = Dataset.__args__
+Standardization = Literal["dataset", "per-image"]
+STANDARDIZATIONS: tuple[str, ...] = Standardization.__args__
+Schedule = Literal["skipinit", "wrn-step", "cosine", "constant"]
+SCHEDULES: tuple[str, ...] = Schedule.__args__
+Device = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[str, ...] = Device.__args__
+
+PositiveInt = Annotated[int, Field(ge=1)]
+Count = Annotated[int, Field(ge=0)]
+Rate = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
-@dataclass
-class TrainConfig:
-    # model: a pre-activation WRN (see models.build_model)
-    variant: str = "bn"
-    depth: int = 16
-    width: int = 4
-    dropout: float = 0.0  # inside every block; the WRN paper's 0.3 is for its 200-epoch runs
-    alpha_init: float | None = None  # skipinit variants: None means the model's default, 0
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # model: a pre-activation WRN (see skipfold.models.build_model)
+    variant: Variant = "bn"
+    depth: Depth = 16
+    width: Width = 4
+    dropout: Probability = 0.0  # inside every block; the WRN paper's 0.3 is for its 200 epochs
+    alpha_init: Finite | None = None  # skipinit variants: None means the model's default, 0
     # data
-    dataset: str = "shapes"
-    data_dir: str | None = None
-    train_limit: int | None = None  # use only the first N training images (quick checks)
-    test_limit: int | None = None
+    dataset: Dataset = "shapes"
+    data_dir: str | None = None  # cifar10 / cifar100 release, or imagefolder root
+    train_limit: PositiveInt | None = None  # only the first N training images (quick checks)
+    test_limit: PositiveInt | None = None
     # "dataset": the training set's per-channel mean and std; "per-image": the SkipInit paper's
-    standardize: str = "dataset"
+    standardize: Standardization = "dataset"
     # recipe: the SkipInit paper's CIFAR-10 setup (batch 64, SGD with heavy-ball momentum 0.9,
     # L2 5e-4, lr constant for half the run, then halved every 5% of it)
-    epochs: int = 200
-    batch_size: int = 64  # global batch: under torchrun each rank takes batch_size / world_size
-    lr: float = 0.05  # the paper sweeps a log grid; 0.05 at batch 64 is the WRN 0.1 at 128
-    schedule: str = "skipinit"
-    warmup_epochs: float = 0.0
-    momentum: float = 0.9
-    weight_decay: float = 5e-4  # L2 on every parameter, as in the WRN reference
+    epochs: Count = 200  # 0 writes the initialized network (for latency work)
+    batch_size: PositiveInt = 64  # global: under torchrun each rank takes batch_size / world_size
+    lr: Rate = 0.05  # the paper sweeps a log grid; 0.05 at batch 64 is the WRN 0.1 at 128
+    schedule: Schedule = "skipinit"
+    warmup_epochs: NonNegative = 0.0
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
+    weight_decay: NonNegative = 5e-4  # L2 on every parameter, as in the WRN reference
     # machine
-    device: str = "auto"  # auto: cuda when available, else cpu
+    device: Device = "auto"  # auto: cuda when available, else cpu
     compile: bool = False  # torch.compile the training step's model (GPU: worth it on long runs)
     sync_bn: bool = False  # under torchrun on CUDA: SyncBatchNorm over all ranks' batches
-    seed: int = 0
+    seed: Count = 0
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        if self.alpha_init is not None and self.variant not in ALPHA_VARIANTS:
+            raise ValueError(
+                f"alpha_init applies to {', '.join(ALPHA_VARIANTS)}, not to {self.variant!r}"
+            )
+        if self.dataset != "shapes" and self.data_dir is None:
+            raise ValueError(f"data_dir is required for {self.dataset}")
+        return self
 
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+    def model_options(self) -> dict[str, float]:
+        """The options `build_model` takes from this config."""
+        options = {"dropout": self.dropout}
+        if self.alpha_init is not None:
+            options["alpha_init"] = self.alpha_init
+        return options

@@ -18,9 +18,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from skipfold.io import atomic_path
-
-DATASETS = ("shapes", "cifar10", "cifar100", "imagefolder")
+from skipfold.common.io import atomic_path
+from skipfold.training.config import DATASETS
 
 
 @dataclass
@@ -46,6 +45,19 @@ class ImageDataset:
             if labels.min() < 0 or labels.max() >= len(self.classes):
                 raise ValueError(f"{self.name}: {split} labels outside 0..{len(self.classes) - 1}")
 
+    def limit(self, train: int | None = None, test: int | None = None) -> ImageDataset:
+        """The first `train` training and `test` test images (None: all of them)."""
+        if train is None and test is None:
+            return self
+        return ImageDataset(
+            self.name,
+            self.classes,
+            self.train_images[:train],
+            self.train_labels[:train],
+            self.test_images[:test],
+            self.test_labels[:test],
+        )
+
     def channel_stats(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and std of the training images, on the 0..1 scale."""
         pixels = self.train_images.reshape(-1, 3).astype(np.float64) / 255.0
@@ -63,7 +75,7 @@ def load_dataset(
 ) -> ImageDataset:
     """Load a data set by name; see the module docstring for what each needs."""
     if name == "shapes":
-        from training.shapes import CLASSES, generate
+        from skipfold.training.shapes import CLASSES, generate
 
         train = generate(shapes_train, seed=seed)
         test = generate(shapes_test, seed=seed + 1_000_003)  # disjoint stream from train

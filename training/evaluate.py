@@ -6,14 +6,18 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from training.datasets import DATASETS
+from skipfold.common import arguments
+from skipfold.training.config import DATASETS, DEVICES
+from skipfold.training.run_folder import RunFolder, trained_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="a run folder written by skipfold train")
+    parser.add_argument(
+        "run", type=arguments.checked(trained_run), help="a run folder written by skipfold train"
+    )
     parser.add_argument("--dataset", choices=DATASETS, help="default: the run's own")
-    parser.add_argument("--data-dir", help="default: the run's own")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--data-dir", type=arguments.existing_folder, help="default: the run's own")
+    parser.add_argument("--device", default="auto", choices=DEVICES)
 
 
 def evaluate_run(
@@ -22,32 +26,35 @@ def evaluate_run(
     """Rebuild the run's model from config.json + model.safetensors and test it."""
     import torch
 
-    from training import run_folder
-    from training.config import TrainConfig
-    from training.datasets import load_dataset
-    from training.trainer import evaluate_model, limit_dataset, resolve_device
+    from skipfold.training.checkpoint import load_trained
+    from skipfold.training.datasets import load_dataset
+    from skipfold.training.device_data import DeviceData
+    from skipfold.training.distributed import resolve_device
+    from skipfold.training.evaluation import evaluate_model
 
-    run = Path(run)
-    model, config = run_folder.load_model(run)
-    recipe = TrainConfig.from_dict(config["recipe"])
-    name = dataset or config["data"]["dataset"]
-    data = load_dataset(name, data_dir or config["data"]["data_dir"], seed=recipe.seed)
-    if dataset is None and data_dir is None:
-        data = limit_dataset(data, recipe)  # the run's own test set, as training measured it
-    if len(data.classes) != len(config["data"]["classes"]):
+    folder = RunFolder(run)
+    model, config = load_trained(folder)
+    name = dataset or config.data.dataset
+    data = load_dataset(name, data_dir or config.data.data_dir, seed=config.recipe.seed)
+    if dataset is None and data_dir is None:  # the run's own test set, as training measured it
+        data = data.limit(config.recipe.train_limit, config.recipe.test_limit)
+    if len(data.classes) != len(config.data.classes):
         raise ValueError(
             f"{name} has {len(data.classes)} classes; the run was trained on "
-            f"{len(config['data']['classes'])}"
+            f"{len(config.data.classes)}"
         )
     target = resolve_device(device)
     model = model.to(target, memory_format=torch.channels_last)
-    images = torch.from_numpy(data.test_images).permute(0, 3, 1, 2).contiguous().to(target)
-    labels = torch.from_numpy(data.test_labels).to(target)
-    mean = torch.tensor(config["data"]["mean"], device=target)
-    std = torch.tensor(config["data"]["std"], device=target)
-    per_image = config["data"].get("standardize", "dataset") == "per-image"
-    loss, accuracy = evaluate_model(model, images, labels, mean, std, per_image=per_image)
-    return {"dataset": name, "images": len(images), "test_loss": loss, "test_acc": accuracy}
+    tensors = DeviceData.load(
+        data,
+        target,
+        config.data.mean,
+        config.data.std,
+        config.data.standardize == "per-image",
+        train=False,
+    )
+    loss, accuracy = evaluate_model(model, tensors.test_x, tensors.test_y, tensors)
+    return {"dataset": name, "images": len(tensors.test_x), "test_loss": loss, "test_acc": accuracy}
 
 
 def run(args: argparse.Namespace) -> int:

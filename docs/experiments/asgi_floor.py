@@ -14,7 +14,7 @@ import numpy as np
 import uvicorn
 from PIL import Image
 
-from service.runtime import create_session
+from skipfold.service.runtime import create_session
 
 
 def make_app(model_path: str):

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from service.runtime import create_session
+from skipfold.service.runtime import create_session
 
 
 def main() -> None:

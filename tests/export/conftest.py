@@ -5,8 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from models import build_model
-from training import run_folder
+from skipfold.models import build_model
+from skipfold.training import checkpoint
+from skipfold.training.config import TrainConfig
+from skipfold.training.run_folder import DataSpec, RunConfig, RunFolder
 
 CLASSES = [f"class{i}" for i in range(10)]
 
@@ -47,23 +49,22 @@ def make_run(
     """A run folder as `skipfold train` leaves it, holding a randomized network."""
     model = randomize(build_model(variant, depth, width), **randomize_options)
     folder.mkdir(parents=True)
-    run_folder.save_model(folder, model)
-    run_folder.write_config(
-        folder,
-        {
-            "model": model.arch,
-            "data": {
-                "dataset": "shapes",
-                "data_dir": None,
-                "classes": CLASSES,
-                "mean": [0.45, 0.5, 0.55],
-                "std": [0.25, 0.2, 0.3],
-                "input_size": [32, 32],
-            },
-            "recipe": {},
-        },
+    run = RunFolder(folder)
+    checkpoint.save_model(run, model)
+    run.write_config(
+        RunConfig(
+            model=model.spec,
+            data=DataSpec(
+                dataset="shapes",
+                classes=CLASSES,
+                mean=[0.45, 0.5, 0.55],
+                std=[0.25, 0.2, 0.3],
+                input_size=(32, 32),
+            ),
+            recipe=TrainConfig(variant=variant, depth=depth, width=width),
+        )
     )
-    run_folder.write_metrics(folder, [{"epoch": 1, "test_acc": 0.5}])
+    run.write_metrics([{"epoch": 1, "test_acc": 0.5}])
     return folder
 
 

@@ -3,26 +3,19 @@
 import hashlib
 import json
 import re
-import subprocess
-import sys
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from tests.export.conftest import CLASSES, make_run
+from tests.helpers import skipfold
 
-
-def skipfold(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "skipfold", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+pytestmark = pytest.mark.e2e
 
 
 def metadata(path):
@@ -49,7 +42,7 @@ def test_export_twice_gives_two_versions_with_identical_bytes(bn_run, tmp_path):
         "2",
         "true",
     )
-    assert meta["test_accuracy"] == "0.500000"
+    assert json.loads(meta["test_accuracy"]) == 0.5
     assert meta["source_run"] == "bn-16-2"
     weights = (bn_run / "model.safetensors").read_bytes()
     assert meta["weights_sha256"] == hashlib.sha256(weights).hexdigest()
@@ -81,7 +74,7 @@ def test_missing_or_corrupt_run_is_a_clear_error_and_writes_nothing(bn_run, tmp_
     repo = tmp_path / "repo"
     missing = skipfold("export", tmp_path / "nope", "--repo", repo)
     assert missing.returncode == 2
-    assert "config.json is missing" in missing.stderr and "Traceback" not in missing.stderr
+    assert "not a run folder" in missing.stderr and "Traceback" not in missing.stderr
 
     (bn_run / "model.safetensors").write_bytes(b"\x00garbage")
     corrupt = skipfold("export", bn_run, "--repo", repo)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from export.fold import bn_affine, fold_model, split_preactivation
-from models import build_model
+from skipfold.export.fold import bn_affine, fold_model, split_preactivation
+from skipfold.models import build_model
 from tests.export.conftest import randomize
 
 

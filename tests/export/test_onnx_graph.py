@@ -6,10 +6,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export.fold import fold_model
-from export.onnx_graph import ImageClassifier, export_onnx, flops_per_image, op_counts
-from export.verify import random_images, reference_logits
-from models import build_model
+from skipfold.export.fold import fold_model
+from skipfold.export.onnx_graph import ImageClassifier, export_onnx, flops_per_image, op_counts
+from skipfold.export.verify import random_images, reference_logits
+from skipfold.models import build_model
 from tests.export.conftest import randomize
 
 MEAN, STD = [0.45, 0.5, 0.55], [0.25, 0.2, 0.3]

@@ -4,10 +4,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from export.exporter import build
-from export.verify import random_images, reference_logits
+from skipfold.export.exporter import build
+from skipfold.export.verify import random_images, reference_logits
+from skipfold.training.checkpoint import load_trained
+from skipfold.training.run_folder import RunFolder
 from tests.export.conftest import make_run
-from training import run_folder
 
 
 @pytest.mark.parametrize(
@@ -17,7 +18,7 @@ from training import run_folder
 def test_wrn_16_2_with_randomized_statistics_matches_pytorch(tmp_path, variant, fold):
     run = make_run(tmp_path / variant, variant, depth=16, width=2, seed=3)  # gammas of both signs
     exported = build(run, fold=fold)
-    ops = exported.ops_after
+    ops = exported.card.op_counts
     assert ("BatchNormalization" in ops) == (variant == "bn" and not fold)
     if variant == "bn" and not fold:
         assert ops["BatchNormalization"] == 13
@@ -28,11 +29,11 @@ def test_wrn_16_2_with_randomized_statistics_matches_pytorch(tmp_path, variant, 
         ("logits", "tensor(float)"),
         ("probabilities", "tensor(float)"),
     ]
-    model, config = run_folder.load_model(run)
+    model, config = load_trained(RunFolder(run))
     for batch in (1, 7):
         images = random_images(batch, (32, 32), seed=batch)
         logits, probabilities = session.run(None, {"images": images})
-        expected = reference_logits(model, images, config["data"]["mean"], config["data"]["std"])
+        expected = reference_logits(model, images, config.data.mean, config.data.std)
         assert logits.shape == probabilities.shape == (batch, 10)
         assert np.abs(logits - expected).max() <= 1e-4
         assert (logits.argmax(1) == expected.argmax(1)).all()

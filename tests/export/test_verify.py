@@ -5,10 +5,10 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from export.fold import fold_model
-from export.onnx_graph import ImageClassifier, export_onnx
-from export.verify import VerificationError, random_images, verify
-from models import build_model
+from skipfold.export.fold import fold_model
+from skipfold.export.onnx_graph import ImageClassifier, export_onnx
+from skipfold.export.verify import VerificationError, random_images, verify
+from skipfold.models import build_model
 from tests.export.conftest import randomize
 
 MEAN, STD = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]

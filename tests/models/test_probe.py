@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from models import build_model
-from models.probe import measure, probe
-from models.probe_report import stage_summary
+from skipfold.models import build_model
+from skipfold.models.probe import measure, probe
+from skipfold.models.probe_report import stage_summary
 
 DEPTH, WIDTH = 100, 1
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from models import VARIANTS, build_model
+from skipfold.models import VARIANTS, ModelSpec, build_from_spec, build_model
 
 
 def n_params(model: nn.Module) -> int:
@@ -135,14 +135,14 @@ def test_he_initialization_fan_in():
             assert abs(conv.weight.mean().item()) < 0.05 * math.sqrt(2 / fan_in)
 
 
-def test_arch_rebuilds_the_same_model():
+def test_spec_rebuilds_the_same_model_through_json():
     model = build_model("skipinit-reg", 16, 2, num_classes=5, alpha_init=0.5)
-    arch = dict(model.arch)
-    again = build_model(
-        arch.pop("variant"), arch.pop("depth"), arch.pop("width"), arch.pop("num_classes"), **arch
-    )
-    assert again.arch == model.arch
+    spec = ModelSpec.model_validate_json(model.spec.model_dump_json())
+    again = build_from_spec(spec)
+    assert again.spec == model.spec == spec
+    assert (spec.head_dropout, spec.alpha_init) == (0.6, 0.5)  # the variant's defaults filled in
     assert [p.shape for p in again.parameters()] == [p.shape for p in model.parameters()]
+    assert again(torch.randn(2, 3, 32, 32)).shape == (2, 5)
 
 
 @pytest.mark.parametrize(
@@ -150,13 +150,13 @@ def test_arch_rebuilds_the_same_model():
     [
         (("bn", 15, 1), {}, "6N+4"),
         (("bn", 4, 1), {}, "6N+4"),
-        (("bn", 16.0, 1), {}, "6N+4"),
+        (("bn", 16.0, 1), {}, "depth: input should be a valid integer"),
         (("batchnorm", 16, 1), {}, "bn, skipinit, skipinit-reg, none"),
-        (("bn", 16, 0), {}, "width must be an integer >= 1"),
-        (("bn", 16, 1), {"num_classes": 1}, "num_classes must be an integer >= 2"),
+        (("bn", 16, 0), {}, "width: input should be greater than or equal to 1"),
+        (("bn", 16, 1), {"num_classes": 1}, "num_classes: input should be greater than or equal"),
         (("bn", 16, 1), {"alpha_init": 1.0}, "alpha_init applies to skipinit"),
         (("skipinit", 16, 1), {"alpha": 1.0}, "valid: dropout, alpha_init, head_dropout"),
-        (("bn", 16, 1), {"dropout": 1.0}, "dropout must be in [0, 1)"),
+        (("bn", 16, 1), {"dropout": 1.0}, "dropout: input should be less than 1"),
     ],
 )
 def test_invalid_arguments_raise_value_error_naming_valid_choices(args, kwargs, message):

@@ -10,12 +10,12 @@ import httpx
 import numpy as np
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.inference import InferenceEngine
-from service.metrics import Metrics
-from service.registry import ModelRegistry
-from service.settings import Settings
-from tests.service.conftest import Server, png, sample_images
+from skipfold.service.app import create_app
+from skipfold.service.inference import InferenceEngine
+from skipfold.service.metrics import Metrics
+from skipfold.service.registry import ModelRegistry
+from skipfold.service.settings import Settings
+from tests.helpers import Server, png, sample_images
 
 
 def calls(metrics: Metrics, model: str, runs_on: str) -> float:

@@ -1,6 +1,7 @@
 """`skipfold serve` as a process: a real uvicorn, Triton's own client, signals, start-up errors."""
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
@@ -13,8 +14,10 @@ import onnxruntime as ort
 import pytest
 import tritonclient.http as triton
 
-from tests.service.conftest import Server, png, sample_images
-from training.shapes import CLASSES
+from tests.helpers import Server, png, sample_images, skipfold
+from tests.tiny_models import CLASSES
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +102,6 @@ def test_sigterm_turns_readiness_off_finishes_in_flight_requests_and_exits_0(rep
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
-        ("missing", "does not exist"),
         ("empty", "holds no models"),
         ("corrupt", "cannot load it"),
     ],
@@ -122,6 +124,15 @@ def test_start_up_fails_with_one_clear_line(tmp_path, repo, setup, message):
     output = result.stdout + result.stderr
     assert message in output and "cannot start" in output
     assert "Traceback" not in output
+
+
+def test_a_missing_repository_is_refused_before_the_server_starts(tmp_path):
+    for how in ("flag", "environment"):
+        args = ["--repo", str(tmp_path / "missing")] if how == "flag" else []
+        env = {**os.environ, "SKIPFOLD_REPOSITORY": str(tmp_path / "missing")}
+        result = skipfold("serve", *args, "--port", "0", timeout=60, env=env)
+        assert result.returncode == 2, how
+        assert "does not exist" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 def test_device_cuda_without_a_gpu_fails_at_start(repo):
@@ -152,9 +163,9 @@ def test_the_serving_path_never_imports_torch(repo):
     code = (
         "import sys; sys.modules['torch'] = None\n"  # any 'import torch' now fails
         "from fastapi.testclient import TestClient\n"
-        "from service.app import create_app\n"
-        "from service.settings import Settings\n"
-        "import service.cli, service.server\n"
+        "from skipfold.service.app import create_app\n"
+        "from skipfold.service.settings import Settings\n"
+        "import skipfold.service.cli, skipfold.service.server, skipfold.bench.run\n"
         f"with TestClient(create_app(Settings(repository={str(repo)!r}))) as c:\n"
         "    assert c.get('/models').status_code == 200\n"
         "from skipfold.cli import build_parser\n"
@@ -262,9 +273,10 @@ def test_64_concurrent_requests_are_all_answered_correctly_and_it_still_serves(s
 
 
 def test_healthcheck_module_follows_readiness(server):
-    env = {**__import__("os").environ, "SKIPFOLD_PORT": str(server.port)}
-    ready = subprocess.run([sys.executable, "-m", "service.healthcheck"], env=env, timeout=30)
+    env = {**os.environ, "SKIPFOLD_PORT": str(server.port)}
+    command = [sys.executable, "-m", "skipfold.service.healthcheck"]
+    ready = subprocess.run(command, env=env, timeout=30)
     assert ready.returncode == 0
     env["SKIPFOLD_PORT"] = "1"  # nothing listens there
-    down = subprocess.run([sys.executable, "-m", "service.healthcheck"], env=env, timeout=30)
+    down = subprocess.run(command, env=env, timeout=30)
     assert down.returncode == 1

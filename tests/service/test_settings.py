@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from service.settings import Settings
+from skipfold.service.settings import Settings
 
 
 def test_environment_variables_with_the_skipfold_prefix(monkeypatch, tmp_path):

@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from training.augment import random_crop_flip, standardize
+from skipfold.training.augment import random_crop_flip, standardize
 
 
 def test_each_output_is_a_crop_of_the_padded_image_possibly_flipped():

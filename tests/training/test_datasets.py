@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.datasets import load_dataset, read_cifar_batch
+from skipfold.training.datasets import load_dataset, read_cifar_batch
 
 
 def write_cifar10(root, per_batch=6):

@@ -1,6 +1,6 @@
 import pytest
 
-from training.schedule import learning_rate, lr_factor
+from skipfold.training.schedule import learning_rate, lr_factor
 
 
 def test_skipinit_schedule_is_the_papers_200_epoch_recipe_scaled():

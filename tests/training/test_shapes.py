@@ -1,6 +1,6 @@
 import numpy as np
 
-from training.shapes import CLASSES, generate
+from skipfold.training.shapes import CLASSES, generate
 
 
 def test_shapes_are_deterministic_balanced_uint8_images():

@@ -13,19 +13,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.helpers import skipfold
+
+pytestmark = pytest.mark.e2e
+
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 CIFAR_JPEG = SHARED / "datasets" / "cifar10-jpeg.tar.gz"
 TINY = ["--depth", "10", "--width", "1", "--train-limit", "512", "--test-limit", "200"]
-
-
-def skipfold(*args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "skipfold", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        **kwargs,
-    )
 
 
 def metrics(run: Path) -> list[dict]:

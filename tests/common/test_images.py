@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from skipfold.images import ImageError, ImageTooLarge, decode_image
+from skipfold.common.images import ImageError, ImageTooLarge, decode_image
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:

@@ -1,9 +1,12 @@
 """The demo's preparation: train, export three models, and reuse all of it the second time."""
 
 import onnx
+import pytest
 
-from export.repository import versions
 from skipfold import demo
+from skipfold.formats.model_repository import versions
+
+pytestmark = pytest.mark.e2e
 
 TINY = {
     "depth": 10,

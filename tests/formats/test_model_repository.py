@@ -8,7 +8,8 @@ import pytest
 import tritonclient
 from google.protobuf import text_format
 
-from export import repository
+from skipfold.formats import model_repository as repository
+from skipfold.formats.model_repository import ModelConfig, ModelRepository, RepositoryError
 
 CLASSES = ["cat", "dog", "bird"]
 
@@ -24,7 +25,7 @@ def triton_model_config():
 
 def publish(repo, name="m", data=b"onnx-1", **overrides):
     options = {"classes": CLASSES, "input_size": (32, 32), "max_batch_size": 16} | overrides
-    return repository.publish(repo, name, data, **options)
+    return ModelRepository(repo).publish(name, data, **options)
 
 
 def test_config_pbtxt_parses_as_a_triton_model_config(tmp_path):
@@ -57,7 +58,7 @@ def test_each_export_adds_the_next_version_and_never_rewrites_one(tmp_path):
     assert publish(tmp_path, data=b"second")[0] == 2
     assert (tmp_path / "m" / "1" / "model.onnx").read_bytes() == b"first"
     assert (tmp_path / "m" / "2" / "model.onnx").read_bytes() == b"second"
-    assert repository.versions(tmp_path / "m") == [1, 2]
+    assert ModelRepository(tmp_path).versions("m") == [1, 2]
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
         "1",
         "2",
@@ -76,7 +77,7 @@ def test_a_different_signature_under_the_same_name_is_refused(tmp_path):
     publish(tmp_path)
     with pytest.raises(ValueError, match="another --name"):
         publish(tmp_path, classes=["a", "b"])
-    assert repository.versions(tmp_path / "m") == [1]
+    assert ModelRepository(tmp_path).versions("m") == [1]
 
 
 def test_a_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
@@ -99,3 +100,53 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
 def test_unsafe_names_are_refused(tmp_path, name):
     with pytest.raises(ValueError, match="invalid model name"):
         publish(tmp_path, name=name)
+
+
+def test_the_config_reads_back_as_written_and_as_skipfold_0_1_wrote_it(tmp_path):
+    publish(tmp_path)
+    repo = ModelRepository(tmp_path)
+    assert repo.config("m") == ModelConfig("m", 16, (32, 32), 3)
+    assert repo.labels("m") == CLASSES
+    assert repo.models() == {"m": [1]}
+    legacy = (  # the template skipfold 0.1 wrote, which Triton reads too
+        'name: "m"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 16\n'
+        'version_policy: { all: {} }\ninput [\n  {\n    name: "images"\n'
+        "    data_type: TYPE_UINT8\n    format: FORMAT_NHWC\n    dims: [ 32, 32, 3 ]\n  }\n]\n"
+        'output [\n  {\n    name: "logits"\n    data_type: TYPE_FP32\n    dims: [ 3 ]\n  },\n'
+        '  {\n    name: "probabilities"\n    data_type: TYPE_FP32\n    dims: [ 3 ]\n'
+        '    label_filename: "labels.txt"\n  }\n]\n'
+    )
+    assert ModelConfig.parse(legacy) == ModelConfig("m", 16, (32, 32), 3)
+
+
+def test_fields_triton_users_add_are_skipped_and_a_broken_config_is_a_clear_error(tmp_path):
+    text = ModelConfig("m", 8, (24, 24), 5).to_pbtxt() + (
+        "dynamic_batching { max_queue_delay_microseconds: 100 preferred_batch_size: [ 4, 8 ] }\n"
+        "instance_group [ { count: 2 kind: KIND_CPU } ]\n"
+        'parameters { key: "intra_op_thread_count" value: { string_value: "1" } }\n'
+    )
+    assert ModelConfig.parse(text) == ModelConfig("m", 8, (24, 24), 5)
+    with pytest.raises(RepositoryError, match=r"not a valid config\.pbtxt"):
+        ModelConfig.parse("max_batch_size: 'eight'")
+    with pytest.raises(RepositoryError, match="not an image classifier"):
+        ModelConfig.parse('name: "m"')
+
+
+def test_versions_and_models_ignore_what_is_not_a_version(tmp_path):
+    publish(tmp_path)
+    (tmp_path / "m" / "0").mkdir()  # Triton's versions start at 1
+    (tmp_path / "m" / "²").mkdir()  # a digit to str.isdigit(), not to int()
+    (tmp_path / "m" / "3").mkdir()  # no model.onnx
+    (tmp_path / ".m.tmp").mkdir()  # an export in progress
+    (tmp_path / "notes").mkdir()  # no config.pbtxt
+    assert ModelRepository(tmp_path).models() == {"m": [1]}
+
+
+def test_a_path_that_is_a_file_is_refused_before_any_work(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for path in (blocker, blocker / "repo"):
+        with pytest.raises(ValueError, match="is a file"):
+            ModelRepository(path).check_writable()
+    with pytest.raises(RepositoryError, match="does not exist"):
+        ModelRepository(tmp_path / "missing").models()

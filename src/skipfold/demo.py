@@ -14,6 +14,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from skipfold.common import arguments
+from skipfold.formats.model_repository import ModelRepository
+
 # The demo recipe, chosen and measured in docs/results.md: both variants reach >= 95% on
 # shapes in under 3 minutes each on 2 cores. Per-image standardization (the SkipInit paper's)
 # matters here: with random colours, the unnormalized network otherwise idles at chance for
@@ -27,21 +30,26 @@ DEMO_RECIPE = {
     "standardize": "per-image",
 }
 VARIANTS = ("bn", "skipinit")
+DATASETS = ("shapes", "cifar10", "cifar100", "imagefolder")  # skipfold.training.config.DATASETS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workdir",
-        type=Path,
+        type=arguments.folder_to_write,
         default=Path("demo"),
-        help="where runs/ and repo/ go (default ./demo)",
+        help="where runs/, repo/ and samples/ go",
     )
     parser.add_argument("--retrain", action="store_true", help="train again even if runs exist")
-    parser.add_argument("--dataset", default="shapes", help="shapes (default), cifar10, ...")
-    parser.add_argument("--data-dir", help="for cifar10 / cifar100 / imagefolder")
-    parser.add_argument("--repo", type=Path, help="serve this repository; no training")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--dataset", default="shapes", choices=DATASETS)
+    parser.add_argument(
+        "--data-dir", type=arguments.existing_folder, help="for cifar10, cifar100, imagefolder"
+    )
+    parser.add_argument(
+        "--repo", type=arguments.existing_folder, help="serve this repository; no training"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address")
+    parser.add_argument("--port", type=arguments.port, default=8000, help="HTTP port")
     parser.add_argument(
         "--no-serve",
         dest="serve",
@@ -50,24 +58,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _complete(run: Path, epochs: int) -> bool:
-    from training import run_folder
-
-    rows = [r for r in run_folder.read_metrics(run) if "test_acc" in r]
-    return (run / run_folder.MODEL).is_file() and len(rows) >= epochs
-
-
 def _train(run: Path, variant: str, dataset: str, data_dir: str | None, retrain: bool) -> None:
-    from training.config import TrainConfig
-    from training.trainer import train
+    from skipfold.training.config import TrainConfig
+    from skipfold.training.run_folder import STATE, RunFolder
+    from skipfold.training.trainer import train
 
     config = TrainConfig(variant=variant, dataset=dataset, data_dir=data_dir, **DEMO_RECIPE)
+    folder = RunFolder(run)
     if retrain and run.exists():
         shutil.rmtree(run)
-    if _complete(run, config.epochs):
+    if folder.is_complete(config.epochs):
         print(f"reusing {run} (pass --retrain to train again)")
         return
-    resume = (run / "state.safetensors").is_file()
+    resume = (folder / STATE).is_file()
     print(
         f"training {variant} WRN-{config.depth}-{config.width} on {dataset} into {run}"
         + (" (resuming)" if resume else "")
@@ -77,26 +80,25 @@ def _train(run: Path, variant: str, dataset: str, data_dir: str | None, retrain:
     train(config, run, resume=resume)
 
 
-def _exported(repo: Path, name: str, run: Path) -> bool:
+def _exported(repository: ModelRepository, name: str, run: Path) -> bool:
     """Does the latest version of `name` hold this run's current weights?"""
-    import onnx
+    from skipfold.export.exporter import file_sha256
+    from skipfold.formats.model_card import ModelCard
+    from skipfold.training.run_folder import MODEL
 
-    from export.exporter import file_sha256
-    from export.repository import MODEL_FILE, versions
-
-    found = versions(repo / name)
+    found = repository.versions(name)
     if not found:
         return False
-    model = onnx.load(str(repo / name / str(found[-1]) / MODEL_FILE), load_external_data=False)
-    meta = {p.key: p.value for p in model.metadata_props}
-    return meta.get("weights_sha256") == file_sha256(run / "model.safetensors")
+    card = ModelCard.read(repository.model_file(name, found[-1]))
+    return card is not None and card.weights_sha256 == file_sha256(run / MODEL)
 
 
 def prepare(workdir: Path, dataset: str, data_dir: str | None, retrain: bool) -> Path:
     """Train (or reuse) both runs and export the three models; return the repository."""
-    from export.exporter import export_run
+    from skipfold.export.exporter import export_run
 
     repo = workdir / ("repo" if dataset == "shapes" else f"repo-{dataset}")  # one class list each
+    repository = ModelRepository(repo)
     runs = {v: workdir / "runs" / f"{dataset}-{v}" for v in VARIANTS}
     for variant, run in runs.items():
         _train(run, variant, dataset, data_dir, retrain)
@@ -105,38 +107,40 @@ def prepare(workdir: Path, dataset: str, data_dir: str | None, retrain: bool) ->
         ("bn-unfolded", runs["bn"], False),
         ("skipinit", runs["skipinit"], True),
     ):
-        if _exported(repo, name, run):
+        if _exported(repository, name, run):
             print(f"reusing {repo / name}")
             continue
         exported, version, path = export_run(run, repo, name=name, fold=fold)
-        diff = exported.verification["max_abs_logit_diff"]
+        diff = exported.card.verification.max_abs_logit_diff
         print(f"exported {path} (version {version}; verified, max |logit diff| {diff:.1e})")
     return repo
 
 
+class _Quiet:
+    """A progress bar that shows nothing (the demo prints its own lines)."""
+
+    def __init__(self, **_: object) -> None: ...
+    def __enter__(self) -> _Quiet:
+        return self
+
+    def __exit__(self, *_: object) -> None: ...
+    def update(self, *_: object) -> None: ...
+    def set_postfix(self, **_: object) -> None: ...
+
+
 def _latency_table(repo: Path) -> None:
-    from service.bench import BenchConfig, run_bench
-    from service.bench_report import markdown, ratios
-
-    class Quiet:
-        def __init__(self, **_: object) -> None: ...
-        def __enter__(self) -> Quiet:
-            return self
-
-        def __exit__(self, *_: object) -> None: ...
-        def update(self, *_: object) -> None: ...
-        def set_postfix(self, **_: object) -> None: ...
+    from skipfold.bench.report import markdown, ratios
+    from skipfold.bench.run import BenchConfig, run_bench
 
     print("\nlatency, batch 1, in-process ONNX Runtime (3 s per batch size, interleaved):")
     config = BenchConfig(
         repo=repo,
-        out=repo,
         batch_sizes=[1],
         levels=["disabled", "all"],
         duration=3.0,
         torch_reference=False,
     )
-    results = run_bench(config, Quiet)
+    results = run_bench(config, _Quiet)
     results["ratios"] = ratios(results, results["models"])
     print(
         markdown(
@@ -151,7 +155,7 @@ def write_samples(folder: Path) -> list[Path]:
     """One test image per shape class, to send to the server."""
     from PIL import Image
 
-    from training.shapes import CLASSES, generate
+    from skipfold.training.shapes import CLASSES, generate
 
     images, labels = generate(200, seed=12345)
     folder.mkdir(parents=True, exist_ok=True)
@@ -161,6 +165,11 @@ def write_samples(folder: Path) -> list[Path]:
         Image.fromarray(images[list(labels).index(index)]).save(path)
         paths.append(path)
     return paths
+
+
+def check(args: argparse.Namespace) -> None:
+    if args.dataset != "shapes" and args.data_dir is None and args.repo is None:
+        raise ValueError(f"--dataset {args.dataset} needs --data-dir")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,97 @@
+"""What a Wide-ResNet is, as data: the variant names and `ModelSpec`, torch-free.
+
+The command line, the run folder and the model card describe networks with these; only
+`skipfold.models.wide_resnet` turns a spec into torch modules.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
+
+from skipfold.common.arguments import one_line
+
+Variant = Literal["bn", "skipinit", "skipinit-reg", "none"]
+VARIANT_NAMES: tuple[str, ...] = Variant.__args__
+# Variants whose residual branch ends in a learnable scalar alpha.
+ALPHA_VARIANTS = ("skipinit", "skipinit-reg")
+OPTIONS = ("dropout", "alpha_init", "head_dropout")
+
+
+def check_depth(depth: int) -> int:
+    if depth < 10 or (depth - 4) % 6:
+        raise ValueError(
+            f"depth must be 6N+4 with N >= 1 (10, 16, 22, 28, 40, 100, 1000, ...), got {depth!r}"
+        )
+    return depth
+
+
+Depth = Annotated[StrictInt, AfterValidator(check_depth)]
+Width = Annotated[StrictInt, Field(ge=1)]
+Probability = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
+
+
+class ModelSpec(BaseModel):
+    """Everything that rebuilds a network: `build_model(**spec.model_dump())`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    variant: Variant
+    depth: Depth
+    width: Width
+    num_classes: Annotated[StrictInt, Field(ge=2)] = 10
+    dropout: Probability = 0.0  # inside every block, after the second activation
+    head_dropout: Probability = 0.0  # before the classifier (0.6 for skipinit-reg)
+    alpha_init: Annotated[float, Field(allow_inf_nan=False)] | None = None  # alpha variants only
+
+    @model_validator(mode="after")
+    def _alpha_matches_variant(self) -> ModelSpec:
+        if (self.alpha_init is not None) != (self.variant in ALPHA_VARIANTS):
+            raise ValueError(
+                f"alpha_init is set for the variants with an alpha ({', '.join(ALPHA_VARIANTS)}) "
+                f"and only for them; got {self.alpha_init!r} for {self.variant!r}"
+            )
+        return self
+
+    @classmethod
+    def create(
+        cls, variant: str, depth: int, width: int, num_classes: int = 10, **options: Any
+    ) -> ModelSpec:
+        """A spec with each variant's defaults filled in; ValueError (one line) if invalid."""
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(OPTIONS)}")
+        if variant not in VARIANT_NAMES:
+            raise ValueError(
+                f"unknown variant {variant!r}; choose one of {', '.join(VARIANT_NAMES)}"
+            )
+        has_alpha = variant in ALPHA_VARIANTS
+        if options.get("alpha_init") is not None and not has_alpha:
+            raise ValueError(f"alpha_init applies to skipinit and skipinit-reg, not to {variant!r}")
+        values = {
+            "variant": variant,
+            "depth": depth,
+            "width": width,
+            "num_classes": num_classes,
+            "dropout": options.get("dropout", 0.0),
+            "head_dropout": options.get("head_dropout", 0.6 if variant == "skipinit-reg" else 0.0),
+            "alpha_init": (options.get("alpha_init") or 0.0) if has_alpha else None,
+        }
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise ValueError(one_line(exc)) from None
+
+    @property
+    def name(self) -> str:
+        """'WRN-16-4 bn', the way papers name the network."""
+        return f"WRN-{self.depth}-{self.width} {self.variant}"

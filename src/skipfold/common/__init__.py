@@ -1,0 +1,1 @@
+"""The bottom layer: helpers every part shares, with no torch and nothing from above."""

@@ -1,0 +1,107 @@
+"""`skipfold bench` on a tiny configuration: every output written, every figure sane."""
+
+import importlib.util
+import json
+import math
+
+import pytest
+
+from tests.helpers import Server, skipfold
+
+pytestmark = pytest.mark.e2e
+PLOTS = importlib.util.find_spec("matplotlib") is not None
+
+
+def test_bench_in_process_and_over_http_writes_every_output(repo, tmp_path):
+    server = Server(repo)
+    server.wait_ready()
+    out = tmp_path / "bench"
+    try:
+        result = skipfold(
+            *("bench", "--repo", repo, "--models", "bn,bn-unfolded,skipinit", "--no-torch"),
+            *("--out", out, "--batch-sizes", "1,2", "--levels", "disabled,all"),
+            *("--duration", "0.3", "--threads", "1", "--url", server.url),
+            *("--concurrency", "1,2", "--http-model", "skipinit"),
+            timeout=300,
+        )
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stderr
+    assert "folded BN / SkipInit" in result.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert (out / "results.md").read_text().startswith("Command: `skipfold bench")
+    assert (out / "results.png").is_file() == PLOTS
+    if PLOTS:
+        assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
+    else:
+        assert "pip install 'skipfold[plot]'" in result.stdout
+
+    rows = results["in_process"]
+    assert len(rows) == 2 * 3 * 2  # batch sizes x models x levels
+    assert {(r["engine"], r["level"]) for r in rows} == {
+        ("onnxruntime", "disabled"),
+        ("onnxruntime", "all"),
+    }
+    for r in rows:
+        for key in (
+            "p50_ms",
+            "p90_ms",
+            "p99_ms",
+            "round_p25_ms",
+            "round_p75_ms",
+            "images_per_s",
+            "gflops",
+        ):
+            assert math.isfinite(r[key]) and r[key] > 0, (key, r)
+        assert r["p50_ms"] <= r["p99_ms"] and r["calls"] >= 3
+    assert results["roof_gflops"] > 0
+    comparisons = {c["comparison"] for c in results["ratios"]}
+    assert {"folded BN / SkipInit", "unfolded BN / folded BN"} <= comparisons
+    for c in results["ratios"]:
+        assert math.isfinite(c.get("ratio", c.get("difference_ms")))
+    overhead = results["http_overhead"]
+    assert overhead["model"] == "skipinit" and overhead["errors"] == 0 and overhead["rounds"] >= 5
+    for key in ("http", "in_process", "health"):
+        assert 0 < overhead[f"{key}_p50_ms"] <= overhead[f"{key}_p90_ms"], (key, overhead)
+    # POST /predict does everything GET /v2/health/live does, plus decoding and the model
+    assert overhead["http_p50_ms"] > overhead["health_p50_ms"]
+    assert any("one client, interleaved" in c for c in comparisons)
+    http = results["http"]
+    assert [h["concurrency"] for h in http] == [1, 2]
+    for h in http:
+        assert h["errors"] == 0 and h["requests"] > 0
+        assert h["requests_per_s"] > 0 and 0 < h["p50_ms"] <= h["p99_ms"]
+        assert h["in_process_images_per_s"] > 0
+        assert math.isclose(
+            h["fraction_of_in_process"], h["requests_per_s"] / h["in_process_images_per_s"]
+        )
+
+
+def test_the_pytorch_reference_runs_the_same_networks(exported_repo, tmp_path):
+    out = tmp_path / "bench"
+    result = skipfold(
+        *("bench", "--repo", exported_repo, "--out", out, "--batch-sizes", "1"),
+        *("--levels", "all", "--duration", "0.2", "--threads", "1"),
+    )
+    assert result.returncode == 0, result.stderr
+    results = json.loads((out / "results.json").read_text())
+    engines = {(r["model"], r["engine"]) for r in results["in_process"]}
+    assert engines == {(m, e) for m in ("bn", "skipinit") for e in ("onnxruntime", "torch-eager")}
+    assert any("/ PyTorch eager" in c["comparison"] for c in results["ratios"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--models", "nope"], "not in"),
+        (["--http-model", "nope", "--url", "http://127.0.0.1:9"], "--http-model 'nope'"),
+        (["--levels", "fast"], "'fast' is not one of"),
+        (["--batch-sizes", "0"], "must be at least 1"),
+        (["--url", "localhost:8000"], "expected http://HOST:PORT"),
+    ],
+)
+def test_bad_arguments_are_one_line_before_any_measurement(repo, tmp_path, args, message):
+    result = skipfold("bench", "--repo", repo, "--out", tmp_path / "b", *args, timeout=60)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "b").exists()

@@ -1,0 +1,58 @@
+"""Shared fixtures: model repositories to serve. The test folders that need torch are not
+collected without it (an install with the [serve] extra alone runs the rest)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from tests.tiny_models import tiny_repository
+
+TORCH = importlib.util.find_spec("torch") is not None
+NEED_TORCH = ["models", "training", "export", "test_demo.py"]
+collect_ignore = [] if TORCH else NEED_TORCH
+
+
+def pytest_report_header() -> str:
+    if TORCH:
+        return "torch installed: every test folder collected"
+    return f"torch not installed: {', '.join(NEED_TORCH)} not collected"
+
+
+@pytest.fixture(scope="session")
+def repo(tmp_path_factory) -> Path:
+    """Small ONNX classifiers built without torch (tests/tiny_models.py): bn (versions 1 and 2),
+    bn-unfolded, skipinit, and plain (no model card)."""
+    return tiny_repository(tmp_path_factory.mktemp("service") / "repo")
+
+
+@pytest.fixture(scope="session")
+def exported_repo(tmp_path_factory) -> Path:
+    """bn (folded, versions 1 and 2) and skipinit: WRN-10-1s trained on `shapes` for one short
+    epoch and exported by skipfold export. Needs torch (skipped with the [serve] extra alone)."""
+    pytest.importorskip("torch")
+    from skipfold.export.exporter import export_run
+    from skipfold.training.config import TrainConfig
+    from skipfold.training.trainer import train
+
+    root = tmp_path_factory.mktemp("exported")
+    repo = root / "repo"
+    runs = {}
+    for variant in ("bn", "skipinit"):
+        config = TrainConfig(
+            variant=variant,
+            depth=10,
+            width=1,
+            epochs=1,
+            lr=0.05,
+            schedule="constant",
+            train_limit=512,
+            test_limit=128,
+            standardize="per-image",
+        )
+        runs[variant] = root / variant
+        train(config, runs[variant])
+    export_run(runs["bn"], repo)
+    export_run(runs["bn"], repo, fold=True, name="bn")  # version 2 (same weights)
+    export_run(runs["skipinit"], repo)
+    return repo

@@ -1,0 +1,97 @@
+"""What many tests need: images, the `skipfold` command as a subprocess, a server process."""
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+
+def skipfold(*args, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m skipfold ARGS`, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "skipfold", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
+
+
+def png(array: np.ndarray, fmt: str = "PNG", **save_options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, fmt, **save_options)
+    return buffer.getvalue()
+
+
+def sample_images(count: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`skipfold serve` in its own process, as a user starts it."""
+
+    def __init__(
+        self, repo: Path, *args: str, env: dict | None = None, python: str = sys.executable
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # A file, not a pipe: nobody reads a pipe while the test runs, and a server that logs
+        # every request fills one (64 KB) and then blocks on its next log line.
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            [
+                *(python, "-m", "skipfold", "serve", "--repo", str(repo)),
+                *("--port", str(self.port), "--threads", "1", *args),
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.output()}")
+            try:
+                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError("server did not become ready")
+
+    def stop(self) -> str:
+        if self.process.poll() is None:
+            self.process.terminate()
+        self.process.wait(timeout=30)
+        output = self.output()
+        self.log.close()
+        return output
+
+
+def direct_probabilities(repo: Path, name: str, version: int, images: np.ndarray) -> np.ndarray:
+    """What ONNX Runtime computes for a model of the repository, called directly."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(repo / name / str(version) / "model.onnx"))
+    return session.run(["probabilities"], {"images": images})[0]

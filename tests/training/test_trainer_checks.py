@@ -1,0 +1,48 @@
+"""train() in-process: what it checks before writing, and what an interruption leaves."""
+
+import pytest
+
+from skipfold.training import trainer
+from skipfold.training.config import TrainConfig
+from skipfold.training.run_folder import RunFolder
+
+TINY = {"depth": 10, "width": 1, "train_limit": 128, "test_limit": 32, "batch_size": 64}
+
+
+def test_a_run_that_cannot_start_writes_nothing(tmp_path):
+    config = TrainConfig(**TINY | {"train_limit": 10})
+    with pytest.raises(ValueError, match="fewer than one batch of 64"):
+        trainer.train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_interruption_in_the_first_epoch_leaves_nothing(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "train_epoch", interrupted)
+    (tmp_path / "empty").mkdir()
+    for run in (tmp_path / "new", tmp_path / "empty"):
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train(TrainConfig(**TINY | {"epochs": 2}), run)
+    assert not (tmp_path / "new").exists()
+    assert list((tmp_path / "empty").iterdir()) == []  # the user's folder stays, empty
+
+
+def test_an_interruption_later_keeps_the_finished_epochs_to_resume(tmp_path, monkeypatch):
+    real = trainer.train_epoch
+
+    def second_interrupted(model, optimizer, data, plan, ddp, epoch, seed):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real(model, optimizer, data, plan, ddp, epoch, seed)
+
+    monkeypatch.setattr(trainer, "train_epoch", second_interrupted)
+    config = TrainConfig(**TINY | {"epochs": 2})
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(config, tmp_path / "run")
+    folder = RunFolder(tmp_path / "run")
+    assert folder.finished_epochs() == 1 and folder.read_config().recipe == config
+    monkeypatch.setattr(trainer, "train_epoch", real)
+    last = trainer.train(config, tmp_path / "run", resume=True)
+    assert last["epoch"] == 2 and folder.finished_epochs() == 2

@@ -1,0 +1,51 @@
+"""Test loss and accuracy of an eval-mode network, on one process or shared over torchrun."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from skipfold.training.device_data import DeviceData
+from skipfold.training.distributed import Distributed
+
+
+def autocast(device: torch.device) -> torch.autocast:
+    """bf16 autocast on CUDA; plain float32 on the CPU."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def evaluate_model(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    data: DeviceData,
+    batch_size: int = 500,
+) -> tuple[float, float]:
+    """(mean loss, accuracy) of `model` on uint8 [N, 3, H, W] images, in eval mode."""
+    model.eval()
+    device = images.device
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    with torch.no_grad(), autocast(device):
+        for start in range(0, len(images), batch_size):
+            x = data.standardize(images[start : start + batch_size])
+            y = labels[start : start + batch_size]
+            logits = model(x).float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+    return float(loss_sum) / len(images), int(correct) / len(images)
+
+
+def evaluate_test_set(
+    model: torch.nn.Module, data: DeviceData, ddp: Distributed
+) -> tuple[float, float]:
+    """The whole test set, each rank taking every world_size-th image."""
+    mine_x = data.test_x[ddp.rank :: ddp.world_size]
+    mine_y = data.test_y[ddp.rank :: ddp.world_size]
+    loss, accuracy = evaluate_model(model, mine_x, mine_y, data)
+    if ddp.world_size == 1:
+        return loss, accuracy
+    sums = torch.tensor([loss * len(mine_x), accuracy * len(mine_x)], device=ddp.device)
+    ddp.sum(sums)
+    total = len(data.test_x)
+    return float(sums[0]) / total, float(sums[1]) / total
