@@ -1,0 +1,157 @@
+"""The benchmark from end to end: a repository in, the results (a dict) out."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from skipfold.bench.http_load import http_load, http_overhead
+from skipfold.bench.measure import cpu_count, machine_description, matmul_roof, measure, summary
+from skipfold.bench.variants import onnx_variants, torch_variants
+from skipfold.formats.model_card import ModelCard
+from skipfold.formats.model_repository import INPUT_NAME, ModelRepository
+from skipfold.service.runtime import create_session, resolve_providers
+
+
+@dataclass
+class BenchConfig:
+    repo: Path
+    models: list[str] | None = None
+    device: str = "cpu"
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 64])
+    levels: list[str] = field(default_factory=lambda: ["disabled", "basic", "extended", "all"])
+    duration: float = 15.0  # seconds per batch size (in-process) or per concurrency (HTTP)
+    threads: int = 0  # 0: all cores
+    torch_reference: bool = True
+    compile: bool = False
+    url: str | None = None
+    concurrency: list[int] = field(default_factory=lambda: [1, 8, 32])
+    http_model: str | None = None
+    seed: int = 0
+
+    @property
+    def thread_count(self) -> int:
+        return self.threads or cpu_count()
+
+
+def repo_models(config: BenchConfig) -> dict[str, Path]:
+    """name -> the latest version's model.onnx, of the models asked for."""
+    found = ModelRepository(config.repo).latest()
+    if config.models:
+        missing = [m for m in config.models if m not in found]
+        if missing:
+            raise ValueError(
+                f"not in {config.repo}: {', '.join(missing)} (it has {', '.join(found)})"
+            )
+        found = {m: found[m] for m in config.models}
+    if not found:
+        raise ValueError(f"{config.repo} holds no models; export some with skipfold export")
+    if config.http_model and config.http_model not in found:
+        raise ValueError(f"--http-model {config.http_model!r} is not among {', '.join(found)}")
+    return found
+
+
+def _in_process(
+    config: BenchConfig,
+    models: dict[str, Path],
+    cards: dict[str, ModelCard | None],
+    roof: float,
+    progress_factory: Callable[..., Any],
+) -> tuple[list[dict[str, Any]], list[str]]:
+    threads = config.thread_count
+    variants = onnx_variants(models, cards, config.levels, config.device, threads)
+    notes = []
+    if config.torch_reference:
+        extra, note = torch_variants(cards, config.device, threads, config.compile)
+        variants += extra
+        notes += [note] if note else []
+    rng = np.random.default_rng(config.seed)
+    rows = []
+    with progress_factory(total=None, desc="in-process", unit="round") as progress:
+        for batch in config.batch_sizes:
+            progress.set_postfix(batch=batch)
+            size = next((c.input_size for c in cards.values() if c), (32, 32))
+            images = rng.integers(0, 256, (batch, *size, 3), dtype=np.uint8)
+            measure(variants, images, config.duration, progress, rng)
+            rows += [summary(v, batch, roof) for v in variants]
+    return rows, notes
+
+
+def _over_http(
+    config: BenchConfig, models: dict[str, Path], progress_factory: Callable[..., Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from PIL import Image
+
+    assert config.url is not None
+    model = config.http_model or next(iter(models))
+    image = np.random.default_rng(config.seed).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(image[0]).save(buffer, "PNG")
+    session = create_session(
+        models[model], resolve_providers(config.device), config.thread_count, "all", config.device
+    )
+
+    def in_process() -> Any:
+        return session.run(None, {INPUT_NAME: image})
+
+    with progress_factory(total=1, desc="HTTP overhead", unit="run") as bar:
+        overhead = http_overhead(config.url, model, buffer.getvalue(), in_process, config.duration)
+        bar.update(1)
+    overhead["provider"] = session.get_providers()[0].removesuffix("ExecutionProvider")
+    rows = []
+    with progress_factory(total=len(config.concurrency), desc="HTTP", unit="level") as bar:
+        for concurrency in config.concurrency:
+            load = http_load(
+                config.url, model, buffer.getvalue(), concurrency, config.duration, in_process
+            )
+            rows.append(asyncio.run(load))
+            bar.update(1)
+    return overhead, rows
+
+
+def run_bench(config: BenchConfig, progress_factory: Callable[..., Any]) -> dict[str, Any]:
+    from skipfold import __version__
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch starts its pool
+    models = repo_models(config)
+    cards = {name: ModelCard.read(path) for name, path in models.items()}
+    roof, roof_how = matmul_roof(config.thread_count)
+    rows, notes = _in_process(config, models, cards, roof, progress_factory)
+    overhead, http_rows = _over_http(config, models, progress_factory) if config.url else (None, [])
+    described = {
+        name: {
+            "kind": card.kind,
+            "variant": card.variant,
+            "depth": card.depth,
+            "width": card.width,
+            "folded": card.folded,
+            "flops_per_image": card.flops_per_image,
+            "parameters": card.parameters,
+        }
+        if card
+        else {"kind": "unknown"}
+        for name, card in cards.items()
+    }
+    return {
+        "skipfold_version": __version__,
+        "models": described,
+        "onnxruntime_version": ort.__version__,
+        "machine": machine_description(),
+        "threads": config.thread_count,
+        "device": config.device,
+        "duration_s": config.duration,
+        "roof_gflops": roof,
+        "roof_method": roof_how,
+        "notes": notes,
+        "in_process": rows,
+        "http_overhead": overhead,
+        "http": http_rows,
+    }

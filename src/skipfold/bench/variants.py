@@ -1,0 +1,92 @@
+"""What the benchmark times: each model on ONNX Runtime at each optimization level, and the
+same network in PyTorch eager (optional: without torch those rows are skipped)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skipfold.formats.model_card import ModelCard
+from skipfold.formats.model_repository import INPUT_NAME
+from skipfold.service.runtime import create_session, resolve_providers
+
+
+@dataclass
+class Variant:
+    """Something that maps a uint8 batch to outputs, and how it is labelled."""
+
+    model: str
+    engine: str  # "onnxruntime" or "torch-eager" / "torch-compile"
+    provider: str
+    level: str
+    flops_per_image: int
+    run: Callable[[np.ndarray], Any]
+    latencies: list[float] = field(default_factory=list)
+    round_medians: list[float] = field(default_factory=list)
+
+
+def onnx_variants(
+    models: dict[str, Path],
+    cards: dict[str, ModelCard | None],
+    levels: list[str],
+    device: str,
+    threads: int,
+) -> list[Variant]:
+    providers = resolve_providers(device)
+    variants = []
+    for name, path in models.items():
+        card = cards[name]
+        flops = card.flops_per_image if card else 0
+        for level in levels:
+            session = create_session(path, providers, threads, level, device)
+            provider = session.get_providers()[0].removesuffix("ExecutionProvider")
+
+            def run(images: np.ndarray, session: Any = session) -> Any:
+                return session.run(None, {INPUT_NAME: images})
+
+            variants.append(Variant(name, "onnxruntime", provider, level, flops, run))
+    return variants
+
+
+def torch_variants(
+    cards: dict[str, ModelCard | None], device: str, threads: int, compile: bool
+) -> tuple[list[Variant], str]:
+    """The same networks in PyTorch (random weights: latency does not depend on their values)."""
+    try:
+        import torch
+
+        from skipfold.export.fold import fold_model
+        from skipfold.export.onnx_graph import ImageClassifier
+        from skipfold.models import build_model
+    except ImportError as exc:
+        return [], f"PyTorch reference skipped: {exc} (pip install 'skipfold[export]')"
+    torch.set_num_threads(threads)
+    target = "cuda" if device in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
+    variants = []
+    for name, card in cards.items():
+        if card is None:
+            continue  # not a skipfold model: nothing to rebuild
+        network = build_model(card.variant, card.depth, card.width, len(card.classes)).eval()
+        if card.folded:
+            network = fold_model(network)
+        per_image = card.standardize == "per-image"
+        wrapped = ImageClassifier(network, card.mean, card.std, per_image).eval().to(target)
+        engines = [("torch-eager", wrapped)]
+        if compile:
+            engines.append(("torch-compile", torch.compile(wrapped)))
+        for engine, module in engines:
+
+            def run(images: np.ndarray, module: Any = module) -> Any:
+                with torch.inference_mode():
+                    out = module(torch.from_numpy(images).to(target))
+                    if target == "cuda":
+                        torch.cuda.synchronize()
+                    return out
+
+            flops = card.flops_per_image
+            variants.append(Variant(name, engine, target.upper(), "-", flops, run))
+    return variants, ""
