@@ -27,7 +27,9 @@ class _Load:
     in_process_calls: int = 0
 
 
-async def _clients(session: Any, target: str, body: bytes, count: int, until: float, load: _Load | None) -> None:
+async def _clients(
+    session: Any, target: str, body: bytes, count: int, until: float, load: _Load | None
+) -> None:
     """`count` clients, each sending the next request when the last one answered."""
     import aiohttp
 

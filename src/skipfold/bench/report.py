@@ -169,7 +169,9 @@ def _latency_panel(ax: Any, rows: list[dict[str, Any]]) -> None:
     """Batch-1 (smallest batch) latency per model, engine and level, with the round spread."""
     batch = min(r["batch"] for r in rows)
     rows = [r for r in rows if r["batch"] == batch]
-    labels = [f"{r['model']}\n{r['engine'].replace('onnxruntime', 'ORT')} {r['level']}" for r in rows]
+    labels = [
+        f"{r['model']}\n{r['engine'].replace('onnxruntime', 'ORT')} {r['level']}" for r in rows
+    ]
     errors = [
         [max(0.0, r["p50_ms"] - r["round_p25_ms"]) for r in rows],
         [max(0.0, r["round_p75_ms"] - r["p50_ms"]) for r in rows],
@@ -177,7 +179,9 @@ def _latency_panel(ax: Any, rows: list[dict[str, Any]]) -> None:
     ax.barh(range(len(rows)), [r["p50_ms"] for r in rows], xerr=errors, color="tab:blue", alpha=0.8)
     ax.set_yticks(range(len(rows)), labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set(xlabel="p50 latency (ms), bars: p25-p75 of round medians", title=f"latency at batch {batch}")
+    ax.set(
+        xlabel="p50 latency (ms), bars: p25-p75 of round medians", title=f"latency at batch {batch}"
+    )
     ax.grid(axis="x", alpha=0.3)
 
 
