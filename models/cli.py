@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from skipfold.common import arguments
-from skipfold.models.spec import ALPHA_VARIANTS, VARIANT_NAMES, ModelSpec
+from skipfold.models.spec import ALPHA_VARIANTS, VARIANT_NAMES, ModelSpec, check_alpha
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,8 +57,8 @@ def _json_ready(value: Any) -> Any:
 
 
 def check(args: argparse.Namespace) -> None:
-    if args.alpha_init is not None and not args.compare and args.variant not in ALPHA_VARIANTS:
-        raise ValueError(f"--alpha-init applies to {', '.join(ALPHA_VARIANTS)}, not {args.variant}")
+    if not args.compare:  # with --compare, alpha_init goes to the variants that have one
+        check_alpha(args.variant, args.alpha_init)
 
 
 def run(args: argparse.Namespace) -> int:

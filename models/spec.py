@@ -35,6 +35,12 @@ def check_depth(depth: int) -> int:
     return depth
 
 
+def check_alpha(variant: str, alpha_init: float | None) -> None:
+    """alpha_init is an option of the variants with an alpha only."""
+    if alpha_init is not None and variant not in ALPHA_VARIANTS:
+        raise ValueError(f"alpha_init applies to {', '.join(ALPHA_VARIANTS)}, not to {variant!r}")
+
+
 Depth = Annotated[StrictInt, AfterValidator(check_depth)]
 Width = Annotated[StrictInt, Field(ge=1)]
 Probability = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
@@ -75,8 +81,7 @@ class ModelSpec(BaseModel):
                 f"unknown variant {variant!r}; choose one of {', '.join(VARIANT_NAMES)}"
             )
         has_alpha = variant in ALPHA_VARIANTS
-        if options.get("alpha_init") is not None and not has_alpha:
-            raise ValueError(f"alpha_init applies to skipinit and skipinit-reg, not to {variant!r}")
+        check_alpha(variant, options.get("alpha_init"))
         values = {
             "variant": variant,
             "depth": depth,

@@ -14,10 +14,7 @@ from typing import Any
 
 from skipfold.common import arguments
 from skipfold.formats.model_repository import parse_selection
-
-DEVICES = ("cpu", "cuda", "auto")
-LEVELS = ("disabled", "basic", "extended", "all")
-LOG_LEVELS = ("debug", "info", "warning", "error")
+from skipfold.service.choices import DEVICES, LEVELS, LOG_LEVELS
 
 
 def _text(value: str) -> str:

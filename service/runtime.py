@@ -15,6 +15,7 @@ import onnxruntime as ort
 
 log = logging.getLogger("skipfold.service")
 
+# skipfold.service.choices.LEVELS -> ONNX Runtime's enum
 LEVELS = {
     "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,

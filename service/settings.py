@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from skipfold.formats.model_repository import parse_selection
-
-Device = Literal["cpu", "cuda", "auto"]
-OptimizationLevel = Literal["disabled", "basic", "extended", "all"]
+from skipfold.service.choices import Device, LogLevel, OptimizationLevel
 
 
 def _cpu_count() -> int:
@@ -65,7 +62,7 @@ class Settings(BaseSettings):
     shutdown_delay_s: float = Field(
         0.0, ge=0, description="after SIGTERM: keep serving this long while not ready"
     )
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: LogLevel = "info"
 
     @field_validator("api_key")
     @classmethod

@@ -11,6 +11,9 @@ import pytest
 
 from skipfold import cli
 from skipfold.cli import SUBCOMMANDS, build_parser
+from skipfold.models.spec import ModelSpec
+from skipfold.training.config import TrainConfig
+from skipfold.training.run_folder import DataSpec, RunConfig, RunFolder
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "skipfold"
 
@@ -84,6 +87,7 @@ INVALID = [
     (["train", "--out", "{file}/run"], "is a file"),
     (["train", "--out", "{nonempty}"], "already holds a run"),
     (["train", "--out", "{tmp}/new", "--resume"], "cannot resume"),
+    (["train", "--out", "{resumable}", "--resume", "--lr", "0.2"], "(changed: lr)"),
     (["evaluate", "{tmp}"], "not a finished run"),
     (["export", "{tmp}", "--repo", "{tmp}/repo"], "not a finished run"),
     (["export", "{run}", "--repo", "{file}"], "is a file"),
@@ -102,7 +106,7 @@ INVALID = [
     (["bench", "--repo", "{tmp}", "--out", "{tmp}/b", "--concurrency", "0"], "at least 1"),
     (["probe", "--batch", "1"], "at least 2"),
     (["probe", "--depth", "15"], "6N+4"),
-    (["probe", "--variant", "bn", "--alpha-init", "1"], "--alpha-init applies to"),
+    (["probe", "--variant", "bn", "--alpha-init", "1"], "alpha_init applies to"),
     (["probe", "--json", "{tmp}"], "is a folder"),
     (["demo", "--port", "-1"], "port"),
     (["demo", "--workdir", "{file}"], "is a file"),
@@ -124,7 +128,24 @@ def test_invalid_arguments_are_one_line_and_exit_2_within_a_second(tmp_path, a_f
     nonempty = tmp_path / "nonempty"
     nonempty.mkdir()
     (nonempty / "config.json").write_text("{}")
+    resumable = tmp_path / "resumable"  # a run with a finished epoch, trained with the defaults
+    RunFolder(resumable).path.mkdir()
+    RunFolder(resumable).write_config(
+        RunConfig(
+            model=ModelSpec.create("bn", 16, 4),
+            data=DataSpec(
+                dataset="shapes",
+                classes=["a", "b"],
+                mean=[0.5] * 3,
+                std=[0.2] * 3,
+                input_size=(32, 32),
+            ),
+            recipe=TrainConfig(),
+        )
+    )
+    (resumable / "state.safetensors").write_bytes(b"")
     names = {"file": a_file, "tmp": tmp_path, "run": run, "nonempty": nonempty}
+    names["resumable"] = resumable
     before = sorted(p.name for p in tmp_path.rglob("*"))
     started = time.perf_counter()
     result = subprocess.run(

@@ -48,3 +48,8 @@ def test_samples_are_one_png_per_class(tmp_path):
     paths = demo.write_samples(tmp_path)
     assert [p.stem for p in paths][:3] == ["circle", "ring", "square"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_the_recipe_takes_a_data_folder_given_as_a_path(tmp_path):
+    config = demo.demo_config("skipinit", "imagefolder", tmp_path)
+    assert (config.data_dir, config.standardize, config.epochs) == (str(tmp_path), "per-image", 6)

@@ -84,6 +84,20 @@ def test_one_import_name_and_no_package_folder_at_the_root_named_skipfold():
     assert on_disk == mapped  # every package folder is installed, under skipfold
 
 
+def imported_modules(tree: ast.AST) -> set[str]:
+    """skipfold.X for every import of skipfold.X.… (or of X from skipfold) in a module."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "skipfold":  # from skipfold import cli, __version__
+                found |= {f"skipfold.{a.name}" for a in node.names if a.name != "__version__"}
+            else:
+                found.add(".".join(node.module.split(".")[:2]))
+        elif isinstance(node, ast.Import):
+            found |= {".".join(a.name.split(".")[:2]) for a in node.names}
+    return found
+
+
 def test_the_house_has_one_direction():
     """Nothing imports upward: the bottom layers know nothing of the stages, serving nothing of
     training, and only the CLI and the demo sit on top."""
@@ -107,17 +121,7 @@ def test_the_house_has_one_direction():
     for folder, package in folders.items():
         for path in (ROOT / folder).glob("*.py"):
             tree = ast.parse(path.read_text())
-            imported = {
-                ".".join(node.module.split(".")[:2])
-                for node in ast.walk(tree)
-                if isinstance(node, ast.ImportFrom) and node.module
-            } | {
-                ".".join(alias.name.split(".")[:2])
-                for node in ast.walk(tree)
-                if isinstance(node, ast.Import)
-                for alias in node.names
-            }
-            own = {m for m in imported if m.startswith("skipfold.")} - {package}
+            own = {m for m in imported_modules(tree) if m.startswith("skipfold.")} - {package}
             assert own <= layers[package], (path.relative_to(ROOT), own - layers[package])
 
 

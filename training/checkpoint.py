@@ -63,13 +63,16 @@ def load_state(run: RunFolder, model: torch.nn.Module, optimizer: torch.optim.Op
     path = run / STATE
     if not path.is_file():
         raise FileNotFoundError(f"cannot resume: {path} is missing")
-    with safe_open(str(path), framework="pt") as f:
-        epoch = int(f.metadata()["epoch"])
-    tensors = _load(path)
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    params = dict(model.named_parameters())
-    for key, value in tensors.items():
-        if key.startswith("momentum."):
-            p = params[key[9:]]
-            optimizer.state[p]["momentum_buffer"] = value.to(p.device)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            epoch = int((f.metadata() or {})["epoch"])
+        tensors = _load(path)
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        params = dict(model.named_parameters())
+        for key, value in tensors.items():
+            if key.startswith("momentum."):
+                p = params[key[9:]]
+                optimizer.state[p]["momentum_buffer"] = value.to(p.device)
+    except (SafetensorError, OSError, KeyError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"cannot resume from {path}: not this run's state ({exc})") from None
     return epoch

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from skipfold.common import arguments
 from skipfold.common.arguments import one_line
 from skipfold.training.config import TrainConfig
-from skipfold.training.run_folder import MODEL, RunFolder
+from skipfold.training.run_folder import STATE, RunFolder
 
 HELP = {
     "variant": "the network",
@@ -106,7 +106,7 @@ def check(args: argparse.Namespace) -> None:
     args.config = config_from_args(args)
     folder = RunFolder(args.out)
     if args.resume:
-        folder.check_resumable()
+        folder.check_continues(args.config)
     else:
         folder.check_new()
 
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipfold train: diverged: {exc}; metrics.jsonl in {args.out} says where")
         return 3
     except KeyboardInterrupt:
-        if (folder / MODEL).is_file():
+        if (folder / STATE).is_file():
             print(
                 f"\nskipfold train: interrupted; the last complete epoch is safe in {args.out} "
                 "(continue with --resume)"

@@ -6,11 +6,12 @@ run folder stores the config as JSON (`training.run_folder`).
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from skipfold.models.spec import ALPHA_VARIANTS, Depth, Probability, Variant, Width
+from skipfold.models.spec import Depth, Probability, Variant, Width, check_alpha
 
 Dataset = Literal["shapes", "cifar10", "cifar100", "imagefolder"]
 DATASETS: tuple[str, ...] = Dataset.__args__
@@ -22,6 +23,10 @@ Device = Literal["auto", "cpu", "cuda"]
 DEVICES: tuple[str, ...] = Device.__args__
 
 PositiveInt = Annotated[int, Field(ge=1)]
+# A folder given as str or Path, stored as str (JSON in the run folder)
+PathText = Annotated[
+    str, BeforeValidator(lambda v: os.fspath(v) if isinstance(v, os.PathLike) else v)
+]
 Count = Annotated[int, Field(ge=0)]
 Rate = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
@@ -39,7 +44,7 @@ class TrainConfig(BaseModel):
     alpha_init: Finite | None = None  # skipinit variants: None means the model's default, 0
     # data
     dataset: Dataset = "shapes"
-    data_dir: str | None = None  # cifar10 / cifar100 release, or imagefolder root
+    data_dir: PathText | None = None  # cifar10 / cifar100 release, or imagefolder root
     train_limit: PositiveInt | None = None  # only the first N training images (quick checks)
     test_limit: PositiveInt | None = None
     # "dataset": the training set's per-channel mean and std; "per-image": the SkipInit paper's
@@ -61,10 +66,7 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
-        if self.alpha_init is not None and self.variant not in ALPHA_VARIANTS:
-            raise ValueError(
-                f"alpha_init applies to {', '.join(ALPHA_VARIANTS)}, not to {self.variant!r}"
-            )
+        check_alpha(self.variant, self.alpha_init)
         if self.dataset != "shapes" and self.data_dir is None:
             raise ValueError(f"data_dir is required for {self.dataset}")
         return self

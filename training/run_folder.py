@@ -125,6 +125,22 @@ class RunFolder:
                 f"({CONFIG} and {STATE})"
             )
 
+    def check_continues(self, config: TrainConfig) -> RunConfig:
+        """The run's config, if `config` continues it: the same settings but the device."""
+        self.check_resumable()
+        described = self.read_config()
+        if described.recipe.model_copy(update={"device": config.device}) != config:
+            changed = [
+                name
+                for name in TrainConfig.model_fields
+                if name != "device" and getattr(described.recipe, name) != getattr(config, name)
+            ]
+            raise ValueError(
+                f"{self.path}: --resume needs the settings of the run it continues "
+                f"(changed: {', '.join(changed)})"
+            )
+        return described
+
     def check_trained(self) -> None:
         """A run whose weights can be loaded: config.json and model.safetensors."""
         if not self.path.is_dir():

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 import skipfold
+from skipfold.common.io import first_missing
 from skipfold.models.wide_resnet import build_model
 from skipfold.training import checkpoint
 from skipfold.training.config import TrainConfig
@@ -24,7 +25,7 @@ from skipfold.training.device_data import DeviceData
 from skipfold.training.distributed import Distributed, setup_distributed, wrap_for_training
 from skipfold.training.evaluation import evaluate_test_set
 from skipfold.training.loop import Diverged, StepPlan, train_epoch
-from skipfold.training.run_folder import MODEL, DataSpec, RunConfig, RunFolder
+from skipfold.training.run_folder import STATE, DataSpec, RunConfig, RunFolder
 
 __all__ = ["Diverged", "train"]
 
@@ -96,10 +97,8 @@ class _Session:
 def _resume(session: _Session) -> tuple[int, list[dict[str, Any]], RunConfig]:
     """Epochs done, their metrics and the run's config; the settings must be the run's own
     (the device may change)."""
-    run, config = session.run, session.config
-    described = run.read_config()
-    if described.recipe.model_copy(update={"device": config.device}) != config:
-        raise ValueError(f"{run}: --resume needs the same settings as the run it continues")
+    run = session.run
+    described = run.check_continues(session.config)
     done = checkpoint.load_state(run, session.model, session.optimizer)
     return done, [m for m in run.read_metrics() if m.get("epoch", 0) <= done], described
 
@@ -141,12 +140,11 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False) -> dict
     run = RunFolder(out)
     ddp = setup_distributed(config.device)
     if resume:
-        run.check_resumable()
+        run.check_continues(config)
     else:
         run.check_new()
     ddp.barrier()  # every rank has checked the folder before rank 0 writes into it
-    data = load_dataset(config.dataset, config.data_dir, seed=config.seed)
-    data = data.limit(config.train_limit, config.test_limit)
+    data = _load_data(config, ddp)
     session = _set_up(config, run, ddp, data)
     if resume:
         done, metrics, described = _resume(session)
@@ -155,31 +153,47 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False) -> dict
             return metrics[-1] if metrics else {}
     else:
         done, metrics, described = 0, [], run_config(config, data, session.model)
-    new_folder = not run.path.exists()
-    if ddp.is_main and not resume:
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.write_config(described)
+    train_model = wrap_for_training(
+        session.model, ddp, sync_bn=config.sync_bn, compile=config.compile
+    )
     tensors = DeviceData.load(
         data, ddp.device, described.data.mean, described.data.std, config.standardize == "per-image"
     )
+    made = first_missing(run.path)  # what a new run creates, and removes if it saves nothing
     try:
-        return _train_epochs(session, tensors, done, metrics)
+        if ddp.is_main and not resume:
+            run.path.mkdir(parents=True, exist_ok=True)
+            run.write_config(described)
+        return _train_epochs(session, train_model, tensors, done, metrics)
     except Diverged as exc:
         if ddp.is_main:
             row = {"epoch": exc.epoch, "step": exc.step, "diverged": True, "lr": exc.lr}
             run.write_metrics([*metrics, row | {"message": str(exc)}])
         raise
     except BaseException:
-        if ddp.is_main and not resume and not (run / MODEL).exists():
-            _remove_new_run(run, new_folder)
+        if ddp.is_main and not resume and not (run / STATE).exists():
+            _remove_new_run(run, made)
         raise
 
 
+def _load_data(config: TrainConfig, ddp: Distributed) -> ImageDataset:
+    """The data set, loaded (and downloaded or cached, if it must be) by rank 0 first."""
+    if not ddp.is_main:
+        ddp.barrier()
+    data = load_dataset(config.dataset, config.data_dir, seed=config.seed)
+    if ddp.is_main:
+        ddp.barrier()
+    return data.limit(config.train_limit, config.test_limit)
+
+
 def _train_epochs(
-    session: _Session, tensors: DeviceData, done: int, metrics: list[dict[str, Any]]
+    session: _Session,
+    train_model: torch.nn.Module,
+    tensors: DeviceData,
+    done: int,
+    metrics: list[dict[str, Any]],
 ) -> dict[str, Any]:
     config, ddp, model = session.config, session.ddp, session.model
-    train_model = wrap_for_training(model, ddp, sync_bn=config.sync_bn, compile=config.compile)
     for epoch in range(done + 1, config.epochs + 1):
         row = train_epoch(
             train_model, session.optimizer, tensors, session.plan, ddp, epoch, config.seed
@@ -206,10 +220,11 @@ METRIC_KEYS = (
 )
 
 
-def _remove_new_run(run: RunFolder, new_folder: bool) -> None:
-    """Undo a new run that saved nothing: the folder if train made it, else what it wrote."""
-    if new_folder:
-        shutil.rmtree(run.path, ignore_errors=True)
+def _remove_new_run(run: RunFolder, made: Path | None) -> None:
+    """Undo a new run that saved no epoch: the folders train made, else what it wrote into the
+    (empty) folder it was given."""
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)
         return
     for path in run.path.iterdir():
         if path.is_dir():

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from skipfold.common import arguments
 from skipfold.formats.model_repository import ModelRepository
+from skipfold.training.config import DATASETS, TrainConfig
 
 # The demo recipe, chosen and measured in docs/results.md: both variants reach >= 95% on
 # shapes in under 3 minutes each on 2 cores. Per-image standardization (the SkipInit paper's)
@@ -30,7 +31,6 @@ DEMO_RECIPE = {
     "standardize": "per-image",
 }
 VARIANTS = ("bn", "skipinit")
-DATASETS = ("shapes", "cifar10", "cifar100", "imagefolder")  # skipfold.training.config.DATASETS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,12 +58,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _train(run: Path, variant: str, dataset: str, data_dir: str | None, retrain: bool) -> None:
-    from skipfold.training.config import TrainConfig
+def demo_config(variant: str, dataset: str, data_dir: str | Path | None) -> TrainConfig:
+    """The demo's recipe for one variant."""
+    return TrainConfig(variant=variant, dataset=dataset, data_dir=data_dir, **DEMO_RECIPE)
+
+
+def _train(
+    run: Path, variant: str, dataset: str, data_dir: str | Path | None, retrain: bool
+) -> None:
     from skipfold.training.run_folder import STATE, RunFolder
     from skipfold.training.trainer import train
 
-    config = TrainConfig(variant=variant, dataset=dataset, data_dir=data_dir, **DEMO_RECIPE)
+    config = demo_config(variant, dataset, data_dir)
     folder = RunFolder(run)
     if retrain and run.exists():
         shutil.rmtree(run)
@@ -93,7 +99,7 @@ def _exported(repository: ModelRepository, name: str, run: Path) -> bool:
     return card is not None and card.weights_sha256 == file_sha256(run / MODEL)
 
 
-def prepare(workdir: Path, dataset: str, data_dir: str | None, retrain: bool) -> Path:
+def prepare(workdir: Path, dataset: str, data_dir: str | Path | None, retrain: bool) -> Path:
     """Train (or reuse) both runs and export the three models; return the repository."""
     from skipfold.export.exporter import export_run
 

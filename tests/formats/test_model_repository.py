@@ -128,8 +128,17 @@ def test_fields_triton_users_add_are_skipped_and_a_broken_config_is_a_clear_erro
     assert ModelConfig.parse(text) == ModelConfig("m", 8, (24, 24), 5)
     with pytest.raises(RepositoryError, match=r"not a valid config\.pbtxt"):
         ModelConfig.parse("max_batch_size: 'eight'")
-    with pytest.raises(RepositoryError, match="not an image classifier"):
-        ModelConfig.parse('name: "m"')
+    # Triton completes a minimal config from the model itself; the reader takes it too
+    minimal = ModelConfig.parse('name: "m"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 8\n')
+    assert (minimal.max_batch_size, minimal.input_size, minimal.num_classes) == (8, None, None)
+
+
+def test_a_new_version_skips_a_numbered_folder_that_holds_no_model(tmp_path):
+    publish(tmp_path)
+    (tmp_path / "m" / "2").mkdir()
+    (tmp_path / "m" / "2" / "notes.txt").write_text("not a model")
+    assert publish(tmp_path)[0] == 3
+    assert ModelRepository(tmp_path).versions("m") == [1, 3]
 
 
 def test_versions_and_models_ignore_what_is_not_a_version(tmp_path):

@@ -78,3 +78,13 @@ def test_models_the_server_cannot_run_are_refused_with_the_reason(tmp_path, repo
     (tmp_path / "empty").mkdir()
     with pytest.raises(RepositoryError, match="holds no models"):
         load(tmp_path / "empty")
+
+
+def test_a_minimal_config_pbtxt_as_triton_accepts_it_is_served(tmp_path, repo):
+    shutil.copytree(repo / "skipinit", tmp_path / "m")
+    (tmp_path / "m" / "config.pbtxt").write_text(
+        'platform: "onnxruntime_onnx"\nmax_batch_size: 8\n'
+    )
+    served = load(tmp_path).get("m")
+    assert served.max_batch_size == 8 and served.input_size == (32, 32)
+    assert served.classes == CLASSES  # from the model card

@@ -33,12 +33,77 @@ def test_json_round_trip_is_exact(tmp_path):
     assert raw["schema_version"] == 1 and raw["recipe"]["lr"] == 0.2
 
 
+LEGACY = {  # config.json as skipfold 0.1 wrote it (training/trainer.py at 7b79c58)
+    "model": {
+        "variant": "skipinit",
+        "depth": 10,
+        "width": 1,
+        "num_classes": 10,
+        "dropout": 0.0,
+        "head_dropout": 0.0,
+        "alpha_init": 0.0,
+    },
+    "data": {
+        "dataset": "shapes",
+        "data_dir": None,
+        "classes": [
+            "circle",
+            "ring",
+            "square",
+            "frame",
+            "diamond",
+            "triangle",
+            "plus",
+            "cross",
+            "star",
+            "crescent",
+        ],
+        "mean": [0.49, 0.5, 0.51],
+        "std": [0.29, 0.28, 0.3],
+        "standardize": "per-image",
+        "input_size": [32, 32],
+        "train_images": 10000,
+        "test_images": 2000,
+    },
+    "recipe": {
+        "variant": "skipinit",
+        "depth": 10,
+        "width": 1,
+        "dropout": 0.0,
+        "alpha_init": None,
+        "dataset": "shapes",
+        "data_dir": None,
+        "train_limit": None,
+        "test_limit": None,
+        "standardize": "per-image",
+        "epochs": 6,
+        "batch_size": 64,
+        "lr": 0.1,
+        "schedule": "cosine",
+        "warmup_epochs": 0.0,
+        "momentum": 0.9,
+        "weight_decay": 0.0005,
+        "device": "auto",
+        "compile": False,
+        "sync_bn": False,
+        "seed": 0,
+    },
+    "seed": 0,
+    "software": {"skipfold": "0.1.0", "torch": "2.13.0+cpu", "numpy": "2.4.6", "python": "3.11.7"},
+    "created": "2026-11-30T10:00:00+0000",
+}
+
+
 def test_a_config_written_by_skipfold_0_1_still_reads(tmp_path):
-    raw = json.loads(config().to_json())
-    del raw["schema_version"]
-    raw["seed"] = 0  # 0.1 kept the seed at the top level too
-    (tmp_path / CONFIG).write_text(json.dumps(raw))
-    assert RunFolder(tmp_path).read_config() == config()
+    (tmp_path / CONFIG).write_text(json.dumps(LEGACY))
+    read = RunFolder(tmp_path).read_config()
+    assert read.schema_version == 1 and read.model == ModelSpec.create("skipinit", 10, 1)
+    assert (read.data.classes[8], read.data.input_size) == ("star", (32, 32))
+    assert (read.recipe.lr, read.recipe.schedule, read.software["skipfold"]) == (
+        0.1,
+        "cosine",
+        "0.1.0",
+    )
 
 
 @pytest.mark.parametrize(

@@ -46,3 +46,26 @@ def test_an_interruption_later_keeps_the_finished_epochs_to_resume(tmp_path, mon
     monkeypatch.setattr(trainer, "train_epoch", real)
     last = trainer.train(config, tmp_path / "run", resume=True)
     assert last["epoch"] == 2 and folder.finished_epochs() == 2
+
+
+def test_an_epoch_is_kept_only_once_its_state_is_saved(tmp_path, monkeypatch):
+    def interrupted_save(*args, **kwargs):
+        raise KeyboardInterrupt  # after model.safetensors and metrics.jsonl, before the state
+
+    monkeypatch.setattr(trainer.checkpoint, "save_state", interrupted_save)
+    run = tmp_path / "new" / "parents" / "run"
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(TrainConfig(**TINY | {"epochs": 1}), run)
+    assert list(tmp_path.iterdir()) == []  # the folders train made went with it
+
+
+def test_a_state_file_that_is_not_this_runs_is_a_clear_error(tmp_path):
+    config = TrainConfig(**TINY | {"epochs": 1})
+    trainer.train(config, tmp_path / "run")
+    (tmp_path / "run" / "state.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match=r"cannot resume from .*state\.safetensors"):
+        trainer.train(config.model_copy(update={"epochs": 1}), tmp_path / "run", resume=True)
+    with pytest.raises(ValueError, match="changed: epochs, lr"):
+        trainer.train(
+            config.model_copy(update={"lr": 0.2, "epochs": 2}), tmp_path / "run", resume=True
+        )

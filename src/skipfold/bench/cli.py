@@ -7,8 +7,7 @@ import shlex
 import sys
 
 from skipfold.common import arguments
-
-LEVELS = ("disabled", "basic", "extended", "all")  # skipfold.service.runtime.LEVELS
+from skipfold.service.choices import DEVICES, LEVELS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder for results.json, results.md and results.png",
     )
     parser.add_argument("--models", type=arguments.csv(str), help="a,b,... (default: every model)")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    parser.add_argument("--device", default="cpu", choices=DEVICES)
     parser.add_argument(
         "--batch-sizes", type=arguments.csv(arguments.at_least(1)), default=[1, 8, 64]
     )

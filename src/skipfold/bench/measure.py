@@ -26,20 +26,23 @@ BLOCK_SECONDS = 0.03  # one variant's turn in a round
 
 def measure(
     variants: list[Variant],
-    images: np.ndarray,
+    batch: int,
     duration: float,
     progress: Any,
     rng: np.random.Generator,
 ) -> None:
-    """Interleaved rounds until `duration` seconds are spent; see the module docstring."""
+    """Interleaved rounds until `duration` seconds are spent; see the module docstring. Every
+    variant gets the same random uint8 images (of its own input size)."""
+    sizes = {v.input_size for v in variants}
+    images = {s: rng.integers(0, 256, (batch, *s, 3), dtype=np.uint8) for s in sizes}
     for v in variants:
         v.latencies, v.round_medians = [], []
     calls = []
     for v in variants:  # warm-up, and the number of calls that fills one block
         for _ in range(3):
-            v.run(images)
+            v.run(images[v.input_size])
         started = time.perf_counter()
-        v.run(images)
+        v.run(images[v.input_size])
         calls.append(max(1, int(BLOCK_SECONDS / max(time.perf_counter() - started, 1e-6))))
     deadline = time.perf_counter() + duration
     round_index = 0
@@ -48,7 +51,7 @@ def measure(
             v, block = variants[i], []
             for _ in range(calls[i]):
                 started = time.perf_counter()
-                v.run(images)
+                v.run(images[v.input_size])
                 block.append(time.perf_counter() - started)
             v.latencies += block
             v.round_medians.append(statistics.median(block))

@@ -117,7 +117,7 @@ def _overhead_table(overhead: dict[str, Any]) -> list[str]:
         f"| {label} | {overhead[key + '_p50_ms']:.3f} | {overhead[key + '_p90_ms']:.3f} |"
         for key, label in (
             ("in_process", f"{overhead['model']} in-process (ONNX Runtime, batch 1)"),
-            ("http", f"POST /predict?model={overhead['model']} (one 32x32 PNG)"),
+            ("http", f"POST /predict?model={overhead['model']} (one {overhead['image']})"),
             ("health", "GET /v2/health/live (HTTP alone)"),
         )
     ]

@@ -15,7 +15,7 @@ import onnxruntime as ort
 
 from skipfold.bench.http_load import http_load, http_overhead
 from skipfold.bench.measure import cpu_count, machine_description, matmul_roof, measure, summary
-from skipfold.bench.variants import onnx_variants, torch_variants
+from skipfold.bench.variants import input_size, onnx_variants, torch_variants
 from skipfold.formats.model_card import ModelCard
 from skipfold.formats.model_repository import INPUT_NAME, ModelRepository
 from skipfold.service.runtime import create_session, resolve_providers
@@ -78,9 +78,7 @@ def _in_process(
     with progress_factory(total=None, desc="in-process", unit="round") as progress:
         for batch in config.batch_sizes:
             progress.set_postfix(batch=batch)
-            size = next((c.input_size for c in cards.values() if c), (32, 32))
-            images = rng.integers(0, 256, (batch, *size, 3), dtype=np.uint8)
-            measure(variants, images, config.duration, progress, rng)
+            measure(variants, batch, config.duration, progress, rng)
             rows += [summary(v, batch, roof) for v in variants]
     return rows, notes
 
@@ -92,12 +90,13 @@ def _over_http(
 
     assert config.url is not None
     model = config.http_model or next(iter(models))
-    image = np.random.default_rng(config.seed).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(image[0]).save(buffer, "PNG")
     session = create_session(
         models[model], resolve_providers(config.device), config.thread_count, "all", config.device
     )
+    size = input_size(session)
+    image = np.random.default_rng(config.seed).integers(0, 256, (1, *size, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(image[0]).save(buffer, "PNG")
 
     def in_process() -> Any:
         return session.run(None, {INPUT_NAME: image})
@@ -106,6 +105,7 @@ def _over_http(
         overhead = http_overhead(config.url, model, buffer.getvalue(), in_process, config.duration)
         bar.update(1)
     overhead["provider"] = session.get_providers()[0].removesuffix("ExecutionProvider")
+    overhead["image"] = f"{size[0]}x{size[1]} PNG"
     rows = []
     with progress_factory(total=len(config.concurrency), desc="HTTP", unit="level") as bar:
         for concurrency in config.concurrency:

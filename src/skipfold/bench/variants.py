@@ -24,9 +24,16 @@ class Variant:
     provider: str
     level: str
     flops_per_image: int
+    input_size: tuple[int, int]  # (height, width) of the uint8 images it takes
     run: Callable[[np.ndarray], Any]
     latencies: list[float] = field(default_factory=list)
     round_medians: list[float] = field(default_factory=list)
+
+
+def input_size(session: Any) -> tuple[int, int]:
+    """(height, width) of an image model's uint8 [N, H, W, 3] input."""
+    shape = session.get_inputs()[0].shape
+    return int(shape[1]), int(shape[2])
 
 
 def onnx_variants(
@@ -44,11 +51,12 @@ def onnx_variants(
         for level in levels:
             session = create_session(path, providers, threads, level, device)
             provider = session.get_providers()[0].removesuffix("ExecutionProvider")
+            size = input_size(session)
 
             def run(images: np.ndarray, session: Any = session) -> Any:
                 return session.run(None, {INPUT_NAME: images})
 
-            variants.append(Variant(name, "onnxruntime", provider, level, flops, run))
+            variants.append(Variant(name, "onnxruntime", provider, level, flops, size, run))
     return variants
 
 
@@ -87,6 +95,6 @@ def torch_variants(
                         torch.cuda.synchronize()
                     return out
 
-            flops = card.flops_per_image
-            variants.append(Variant(name, engine, target.upper(), "-", flops, run))
+            flops, size = card.flops_per_image, card.input_size
+            variants.append(Variant(name, engine, target.upper(), "-", flops, size, run))
     return variants, ""

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from skipfold.common.io import check_folder_path
+
 
 class ArgumentParser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line: `skipfold train: error: ...`, exit 2."""
@@ -196,13 +198,8 @@ def existing_folder(text: str) -> Path:
 
 def folder_to_write(text: str) -> Path:
     """A folder that may exist or not, but is not a file (nor under one)."""
-    path = Path(text)
-    for part in (path, *path.parents):
-        if part.exists():
-            if not part.is_dir():
-                raise argparse.ArgumentTypeError(f"{part} is a file, not a folder")
-            break
-    return path
+    checked(check_folder_path)(text)
+    return Path(text)
 
 
 def file_to_write(text: str) -> Path:

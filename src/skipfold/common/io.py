@@ -17,6 +17,27 @@ FILE_MODE = 0o666 & ~_UMASK
 DIR_MODE = 0o777 & ~_UMASK
 
 
+def check_folder_path(path: str | os.PathLike[str]) -> None:
+    """ValueError unless a folder can be at `path`: it is not a file, and not under one."""
+    target = Path(path)
+    for part in (target, *target.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise ValueError(f"{part} is a file, not a folder")
+            return
+
+
+def first_missing(path: str | os.PathLike[str]) -> Path | None:
+    """The outermost folder of `path` that does not exist yet (what mkdir(parents=True) makes)."""
+    target = Path(path).absolute()
+    missing = None
+    for part in (target, *target.parents):
+        if part.exists():
+            break
+        missing = part
+    return missing
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from skipfold.common.io import DIR_MODE, write_bytes_atomic
+from skipfold.common.io import DIR_MODE, check_folder_path, write_bytes_atomic
 
 CONFIG_FILE = "config.pbtxt"
 LABELS_FILE = "labels.txt"
@@ -141,15 +141,17 @@ class ModelConfig:
     """config.pbtxt of an image classifier: uint8 NHWC images in, float32 class scores out."""
 
     name: str
-    max_batch_size: int
-    input_size: tuple[int, int]  # (height, width)
-    num_classes: int
+    max_batch_size: int  # 0: the model takes no batch dimension (Triton's convention)
+    input_size: tuple[int, int] | None  # (height, width); None if not an image input
+    num_classes: int | None  # None if the outputs do not say
     input_name: str = INPUT_NAME
     output_names: tuple[str, ...] = OUTPUT_NAMES
 
     def to_pbtxt(self) -> str:
         from google.protobuf import text_format
 
+        if self.input_size is None or self.num_classes is None:
+            raise ValueError("an image classifier's config needs its input size and classes")
         config = _config_message()(
             name=self.name,
             platform=PLATFORM,
@@ -179,18 +181,18 @@ class ModelConfig:
             config = text_format.Parse(text, _config_message()(), allow_unknown_field=True)
         except text_format.ParseError as exc:
             raise RepositoryError(f"{source} is not a valid config.pbtxt: {exc}") from None
-        if len(config.input) != 1 or len(config.input[0].dims) != 3 or not config.output:
-            raise RepositoryError(
-                f"{source}: not an image classifier (one input [H, W, 3] and class outputs)"
-            )
-        height, width, _ = config.input[0].dims
+        # Triton completes a minimal config from the ONNX file itself: so may the reader.
+        image = len(config.input) == 1 and len(config.input[0].dims) == 3
+        classes = {int(o.dims[-1]) for o in config.output if o.dims}
         return cls(
             name=config.name,
             max_batch_size=config.max_batch_size,
-            input_size=(int(height), int(width)),
-            num_classes=int(config.output[0].dims[-1]) if config.output[0].dims else 0,
-            input_name=config.input[0].name,
-            output_names=tuple(o.name for o in config.output),
+            input_size=(int(config.input[0].dims[0]), int(config.input[0].dims[1]))
+            if image
+            else None,
+            num_classes=classes.pop() if len(classes) == 1 else None,
+            input_name=config.input[0].name if config.input else INPUT_NAME,
+            output_names=tuple(o.name for o in config.output) or OUTPUT_NAMES,
         )
 
 
@@ -204,6 +206,11 @@ def versions(model_dir: Path) -> list[int]:
         if p.name.isascii() and p.name.isdigit() and int(p.name) > 0 and (p / MODEL_FILE).is_file()
     ]
     return sorted(found)
+
+
+def _numbered(model_dir: Path) -> list[int]:
+    """Every numbered folder, holding a model or not: a new version takes none of them."""
+    return [int(p.name) for p in model_dir.iterdir() if p.name.isascii() and p.name.isdigit()]
 
 
 def _write_durably(path: Path, data: bytes) -> None:
@@ -230,11 +237,10 @@ class ModelRepository:
 
     def check_writable(self) -> None:
         """Refuse, before any work, a repository path that is a file or lies under one."""
-        for part in (self.path, *self.path.parents):
-            if part.exists():
-                if not part.is_dir():
-                    raise ValueError(f"model repository {self.path}: {part} is a file")
-                return
+        try:
+            check_folder_path(self.path)
+        except ValueError as exc:
+            raise ValueError(f"model repository {self.path}: {exc}") from None
 
     def model_dir(self, name: str) -> Path:
         return self.path / check_name(name)
@@ -328,7 +334,7 @@ class ModelRepository:
             os.chmod(staging, DIR_MODE)
             _write_durably(staging / MODEL_FILE, model_bytes)
             while True:
-                version = (versions(model_dir) or [0])[-1] + 1
+                version = max(_numbered(model_dir), default=0) + 1
                 try:
                     os.rename(staging, model_dir / str(version))
                     return version, model_dir / str(version) / MODEL_FILE
