@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "run", type=arguments.checked(trained_run), help="a run folder written by skipfold train"
     )
     parser.add_argument("--dataset", choices=DATASETS, help="default: the run's own")
-    parser.add_argument("--data-dir", type=arguments.existing_folder, help="default: the run's own")
+    parser.add_argument("--data-dir", type=arguments.folder_to_write, help="default: the run's own")
     parser.add_argument("--device", default="auto", choices=DEVICES)
 
 
