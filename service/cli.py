@@ -16,11 +16,6 @@ from skipfold.common import arguments
 from skipfold.formats.model_repository import parse_selection
 from skipfold.service.choices import DEVICES, LEVELS, LOG_LEVELS
 
-
-def _text(value: str) -> str:
-    return value
-
-
 # flag: (settings field, type or choices, default shown in --help, help)
 SETTINGS_FLAGS: dict[str, tuple[str, Callable[[str], Any] | tuple[str, ...], str, str]] = {
     "--repo": (
@@ -29,7 +24,7 @@ SETTINGS_FLAGS: dict[str, tuple[str, Callable[[str], Any] | tuple[str, ...], str
         "repo",
         "model repository written by skipfold export",
     ),
-    "--host": ("host", _text, "127.0.0.1", "bind address (0.0.0.0 in containers)"),
+    "--host": ("host", str, "127.0.0.1", "bind address (0.0.0.0 in containers)"),
     "--port": ("port", arguments.port, "8000", "HTTP port (0: any free port)"),
     "--device": ("device", DEVICES, "cpu", "auto: CUDA if available, else CPU"),
     "--threads": (
@@ -52,13 +47,13 @@ SETTINGS_FLAGS: dict[str, tuple[str, Callable[[str], Any] | tuple[str, ...], str
     ),
     "--models": (
         "models",
-        _text,
+        str,
         "every model, latest version",
         "models to serve, optionally pinned: 'bn,skipinit:1:2'",
     ),
     "--default-model": (
         "default_model",
-        _text,
+        str,
         "the first",
         "model used when a request names none",
     ),
@@ -92,7 +87,7 @@ SETTINGS_FLAGS: dict[str, tuple[str, Callable[[str], Any] | tuple[str, ...], str
         "40,000,000",
         "decoded pixel limit per image",
     ),
-    "--api-key": ("api_key", _text, "none", "require this key in the X-API-Key header"),
+    "--api-key": ("api_key", str, "none", "require this key in the X-API-Key header"),
     "--shutdown-delay": (
         "shutdown_delay_s",
         arguments.at_least(0, float),
