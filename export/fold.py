@@ -143,6 +143,11 @@ def fold_model(model: WideResNet) -> FoldedWideResNet:
     The model is not modified. Dropout layers are dropped: they are the identity in eval mode.
     """
     blocks = [block for _, block in model.blocks()]
+    if any(block.output_scale != 1.0 for block in blocks):
+        raise ValueError(
+            f"{model.spec.variant} is a training ablation of the SkipInit paper and is not "
+            "exported; export bn, skipinit, skipinit-reg or none"
+        )
     # Stream i (0 = the stem's output, i = block i's output) is read by exactly one BN: the
     # next block's norm1, or the final norm for the last stream.
     folds = [split_preactivation(b.norm1, b.conv1.in_channels) for b in blocks]

@@ -72,7 +72,7 @@ def measure(
     blocks = tqdm(model.blocks(), desc=desc, unit="block", disable=not progress, leave=False)
     for index, (stage, block) in enumerate(blocks, start=1):
         skip, branch = block.paths(x)
-        out = skip + branch
+        out = (skip + branch) * block.output_scale
         rows.append(
             {
                 "index": index,

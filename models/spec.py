@@ -20,7 +20,7 @@ from pydantic import (
 
 from skipfold.common.arguments import one_line
 
-Variant = Literal["bn", "skipinit", "skipinit-reg", "none"]
+Variant = Literal["bn", "skipinit", "skipinit-reg", "none", "none-scaled"]
 VARIANT_NAMES: tuple[str, ...] = Variant.__args__
 # Variants whose residual branch ends in a learnable scalar alpha.
 ALPHA_VARIANTS = ("skipinit", "skipinit-reg")

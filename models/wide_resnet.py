@@ -26,6 +26,7 @@ class VariantSpec:
     norm_layer: NormLayer
     conv_bias: bool
     description: str
+    output_scale: float = 1.0  # every block's output (skip + branch) is multiplied by it
 
 
 def _no_norm(channels: int) -> nn.Module:
@@ -41,6 +42,13 @@ VARIANTS: dict[str, VariantSpec] = {
         _no_norm, True, "Regularized SkipInit: + conv biases + dropout 0.6 before fc"
     ),
     "none": VariantSpec(_no_norm, False, "no normalization, no alpha: the baseline that explodes"),
+    "none-scaled": VariantSpec(
+        _no_norm,
+        False,
+        "none with every block's output divided by sqrt(2): a stable forward pass, the paper's "
+        "control (not enough to train deep networks)",
+        output_scale=2**-0.5,
+    ),
 }
 
 
@@ -62,8 +70,10 @@ class PreActBlock(nn.Module):
         conv_bias: bool = False,
         dropout: float = 0.0,
         alpha_init: float | None = None,
+        output_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        self.output_scale = output_scale
         self.norm1 = norm_layer(in_channels)
         self.act1 = act_layer()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=conv_bias)
@@ -91,6 +101,8 @@ class PreActBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skip, branch = self.paths(x)
+        if self.output_scale != 1.0:
+            return (skip + branch) * self.output_scale
         return skip + branch
 
 
@@ -109,13 +121,13 @@ class WideResNet(nn.Module):
         dropout: float = 0.0,
         alpha_init: float | None = None,
         head_dropout: float = 0.0,
-        in_channels: int = 3,
+        output_scale: float = 1.0,
     ) -> None:
         super().__init__()
         check_depth(depth)
         blocks_per_stage = (depth - 4) // 6
         widths = (16 * width, 32 * width, 64 * width)
-        self.stem = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=conv_bias)
+        self.stem = nn.Conv2d(3, 16, 3, 1, 1, bias=conv_bias)  # RGB
         stages = []
         channels = 16
         for stage_index, stage_width in enumerate(widths):
@@ -132,6 +144,7 @@ class WideResNet(nn.Module):
                         conv_bias=conv_bias,
                         dropout=dropout,
                         alpha_init=alpha_init,
+                        output_scale=output_scale,
                     )
                 )
                 channels = stage_width
@@ -180,7 +193,8 @@ class WideResNet(nn.Module):
 def build_model(
     variant: str, depth: int, width: int, num_classes: int = 10, **options: float
 ) -> WideResNet:
-    """Build WRN-depth-width of a variant: 'bn', 'skipinit', 'skipinit-reg' or 'none'.
+    """Build WRN-depth-width of a variant: 'bn', 'skipinit', 'skipinit-reg', 'none' or
+    'none-scaled'.
 
     Options: `dropout` (inside every block, after the second activation; default 0),
     `alpha_init` (skipinit variants; default 0, e.g. 1 or 1/sqrt(blocks) for the ablations),
@@ -202,6 +216,7 @@ def build_from_spec(spec: ModelSpec) -> WideResNet:
         dropout=spec.dropout,
         alpha_init=spec.alpha_init,
         head_dropout=spec.head_dropout,
+        output_scale=variant.output_scale,
     )
     model.spec = spec
     return model

@@ -5,6 +5,7 @@ import pytest
 
 from skipfold import demo
 from skipfold.formats.model_repository import versions
+from skipfold.training.config import TrainConfig
 
 pytestmark = pytest.mark.e2e
 
@@ -52,4 +53,9 @@ def test_samples_are_one_png_per_class(tmp_path):
 
 def test_the_recipe_takes_a_data_folder_given_as_a_path(tmp_path):
     config = demo.demo_config("skipinit", "imagefolder", tmp_path)
-    assert (config.data_dir, config.standardize, config.epochs) == (str(tmp_path), "per-image", 6)
+    assert (config.data_dir, config.standardize, config.epochs) == (str(tmp_path), "per-image", 3)
+    assert config.model_dump(
+        exclude={"variant", "dataset", "data_dir", "depth", "width", "epochs"}
+    ) == TrainConfig().model_dump(
+        exclude={"variant", "dataset", "data_dir", "depth", "width", "epochs"}
+    )  # everything else: the defaults

@@ -114,10 +114,13 @@ def test_the_house_has_one_direction():
             "skipfold.common", "skipfold.formats", "skipfold.service",
             "skipfold.models", "skipfold.export",  # the optional PyTorch reference
         },
+        "skipfold.reproduce": {"skipfold.common", "skipfold.training"},
     }  # fmt: skip
     folders = {"models": "skipfold.models", "training": "skipfold.training"}
     folders |= {"export": "skipfold.export", "service": "skipfold.service"}
-    folders |= {f"src/skipfold/{p}": f"skipfold.{p}" for p in ("common", "formats", "bench")}
+    folders |= {
+        f"src/skipfold/{p}": f"skipfold.{p}" for p in ("common", "formats", "bench", "reproduce")
+    }
     for folder, package in folders.items():
         for path in (ROOT / folder).glob("*.py"):
             tree = ast.parse(path.read_text())

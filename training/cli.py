@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from skipfold.common import arguments
 from skipfold.common.arguments import one_line
-from skipfold.training.config import TrainConfig
+from skipfold.training.config import RECIPE_DEFAULTS, TrainConfig
 from skipfold.training.run_folder import STATE, RunFolder
 
 HELP = {
@@ -29,11 +29,14 @@ HELP = {
     "test_limit": "use only the first N test images",
     "standardize": "dataset: the training set's per-channel mean/std; per-image: the SkipInit "
     "paper's, each image by its own mean/std",
+    "recipe": "where batch size, lr and schedule come from when not given: skipfold (cosine, "
+    "batch 16: trains every variant in runs of any length) or paper (the SkipInit paper's exact "
+    "CIFAR-10 recipe, for 200 epochs)",
     "epochs": "0 writes the initialized network (for latency work)",
     "batch_size": "global batch (split over torchrun processes)",
     "lr": "base learning rate, any positive value (the papers sweep a log grid)",
-    "schedule": "skipinit: constant for half the run, then halved every 5%; wrn-step: x0.2 at "
-    "30/60/80%",
+    "schedule": "cosine: half a cosine to 0; skipinit: the paper's, constant for half the run, "
+    "then halved every 5%; wrn-step: x0.2 at 30/60/80%",
     "warmup_epochs": "linear warm-up",
     "momentum": "SGD heavy-ball momentum",
     "weight_decay": "L2 on every parameter",
@@ -44,7 +47,8 @@ TYPES = {"data_dir": lambda text: str(arguments.folder_to_write(text))}
 GROUPS = {
     "model": ("variant", "depth", "width", "dropout", "alpha_init"),
     "data": ("dataset", "data_dir", "train_limit", "test_limit", "standardize"),
-    "recipe (default: the SkipInit paper's)": (
+    "recipe": (
+        "recipe",
         "epochs",
         "batch_size",
         "lr",
@@ -57,18 +61,28 @@ GROUPS = {
 }
 
 
+def _recipe_help(name: str) -> str | None:
+    """Help for a field the recipe sets: its default under each recipe (the flag defaults to
+    None, so that the config can tell a value given from one left to the recipe)."""
+    if name not in RECIPE_DEFAULTS["skipfold"]:
+        return HELP.get(name)
+    defaults = "; ".join(f"{recipe}: {values[name]}" for recipe, values in RECIPE_DEFAULTS.items())
+    return f"{HELP[name]} (default: {defaults})".replace("%", "%%")
+
+
 def _add_field(group: Any, name: str) -> None:
     info = TrainConfig.model_fields[name]
     flag = "--" + name.replace("_", "-")
+    default = None if name in RECIPE_DEFAULTS["skipfold"] else info.default
     if typing.get_origin(info.annotation) is typing.Literal:
         choices = typing.get_args(info.annotation)
-        group.add_argument(flag, default=info.default, choices=choices, help=HELP.get(name))
+        group.add_argument(flag, default=default, choices=choices, help=_recipe_help(name))
         return
     group.add_argument(
         flag,
         type=TYPES.get(name) or arguments.field_type(TrainConfig, name),
-        default=info.default,
-        help=HELP.get(name),
+        default=default,
+        help=_recipe_help(name),
         metavar=name.upper(),
     )
 

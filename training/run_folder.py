@@ -75,6 +75,9 @@ class RunConfig(BaseModel):
         version = raw.get("schema_version")
         if version is None:  # skipfold 0.1 wrote no version and kept the seed twice
             raw = {k: v for k, v in raw.items() if k != "seed"} | {"schema_version": 1}
+        recipe = raw.get("recipe")
+        if isinstance(recipe, dict) and "recipe" not in recipe:  # before 0.3: the paper's
+            raw = raw | {"recipe": recipe | {"recipe": "paper"}}
         elif version != SCHEMA_VERSION:
             raise ValueError(
                 f"{source} has schema_version {version!r}; this skipfold reads {SCHEMA_VERSION} "

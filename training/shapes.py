@@ -1,9 +1,12 @@
 """`shapes`: a procedural 32x32 RGB data set of ten geometric shapes, made in memory in seconds.
 
-Each image holds one shape of a random size and position, in a random colour on a random
-background colour (at least a set contrast apart), with Gaussian pixel noise. Everything comes
-from one seeded NumPy generator, so a seed gives the same images on every machine. It needs no
-download, so the demo, the tests and the container can train on real images anywhere.
+Each image holds one shape of a random size and position, in a random colour on a darker random
+background colour (at least a set contrast apart), with Gaussian pixel noise. The shape is
+always the brighter part, as in MNIST: with random polarity the class hides in geometry alone,
+nothing a shallow feature can start from, and every network without normalization sat at chance
+for hundreds of steps before it learned anything (docs/results.md, "Defaults that train").
+Everything comes from one seeded NumPy generator, so a seed gives the same images on every
+machine. It needs no download, so the demo, the tests and the container can train anywhere.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ CLASSES = (
     "crescent",
 )
 SIZE = 32
+LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 brightness of an RGB colour
+MIN_LUMA_CONTRAST = 48.0
 
 
 def _mask(name: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -59,7 +64,7 @@ def generate(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """`count` images as uint8 [N, 32, 32, 3] and their labels as int64 [N], balanced."""
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(count) % len(CLASSES)).astype(np.int64)
-    radius = rng.uniform(6.0, 12.0, size=count)
+    radius = rng.uniform(9.0, 12.0, size=count)
     margin = radius * 0.9
     cx = rng.uniform(margin, SIZE - 1 - margin)
     cy = rng.uniform(margin, SIZE - 1 - margin)
@@ -74,12 +79,17 @@ def generate(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
     background = rng.uniform(0, 255, size=(count, 3))
     foreground = rng.uniform(0, 255, size=(count, 3))
-    # redraw foregrounds too close to their background until every pair has contrast
+    # redraw foregrounds too close to their background until every pair has contrast, in
+    # colour and in brightness; then the brighter colour is the shape's
     while True:
-        close = np.linalg.norm(foreground - background, axis=1) < 120
+        close = (np.linalg.norm(foreground - background, axis=1) < 120) | (
+            np.abs((foreground - background) @ LUMA) < MIN_LUMA_CONTRAST
+        )
         if not close.any():
             break
         foreground[close] = rng.uniform(0, 255, size=(int(close.sum()), 3))
+    darker = foreground @ LUMA < background @ LUMA
+    foreground[darker], background[darker] = background[darker], foreground[darker].copy()
     images = np.where(masks[..., None], foreground[:, None, None], background[:, None, None])
     noise_sigma = rng.uniform(4.0, 16.0, size=(count, 1, 1, 1)).astype(np.float32)
     images = images + rng.standard_normal(size=images.shape, dtype=np.float32) * noise_sigma

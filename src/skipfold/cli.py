@@ -57,6 +57,11 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "serve a model repository over HTTP (FastAPI + ONNX Runtime, no torch)",
         "serve",
     ),
+    "reproduce": Subcommand(
+        "skipfold.reproduce.cli",
+        "one of the SkipInit paper's training claims: a grid of runs and a report beside it",
+        "train",
+    ),
     "bench": Subcommand(
         "skipfold.bench.cli",
         "latency and throughput: folded BN vs SkipInit vs unfolded, in-process and over HTTP",

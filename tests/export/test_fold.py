@@ -91,3 +91,9 @@ def test_folding_leaves_the_model_untouched():
 def test_only_batchnorm_and_identity_fold():
     with pytest.raises(ValueError, match="GroupNorm"):
         bn_affine(torch.nn.GroupNorm(2, 4), 4)
+
+
+def test_the_papers_control_variant_is_trained_not_exported():
+    model = build_model("none-scaled", 10, 1).eval()
+    with pytest.raises(ValueError, match="none-scaled is a training ablation"):
+        fold_model(model)

@@ -31,6 +31,6 @@ def test_probe_compare_covers_every_variant(tmp_path):
     assert result.returncode == 0, result.stderr
     document = json.loads(json_path.read_text())
     variants = [r["variant"] for r in document["variants"]]
-    assert variants == ["bn", "skipinit", "skipinit-reg", "none"]
+    assert variants == ["bn", "skipinit", "skipinit-reg", "none", "none-scaled"]
     for variant in variants:
         assert variant in result.stdout

@@ -54,6 +54,12 @@ def test_unnormalized_output_variance_about_doubles_per_block(results):
     assert last["out_var"] / first["skip_var"] > 2.0**30  # explodes with depth
 
 
+def test_dividing_each_block_by_root_two_keeps_the_forward_pass_stable():
+    scaled = probe("none-scaled", 100, 1, batch=4)["blocks"]
+    first, last = scaled[0]["skip_var"], scaled[-1]["out_var"]
+    assert 1e-4 < last / first < 1.0  # no explosion: about 2**48 without the division
+
+
 def test_bn_branch_variance_stays_near_one(results):
     for row in results["bn"]["blocks"]:
         assert 0.5 <= row["branch_var"] <= 1.5, row

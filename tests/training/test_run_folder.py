@@ -104,6 +104,7 @@ def test_a_config_written_by_skipfold_0_1_still_reads(tmp_path):
         "cosine",
         "0.1.0",
     )
+    assert read.recipe.recipe == "paper"  # the defaults before 0.3 were the paper's
 
 
 @pytest.mark.parametrize(
