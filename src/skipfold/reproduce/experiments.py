@@ -88,14 +88,15 @@ def _lr_grid(largest: float, count: int) -> tuple[float, ...]:
 
 
 _PAPER = {"dataset": "cifar10", "recipe": "paper", "standardize": "per-image"}
-_CPU = {"dataset": "shapes", "train_limit": 4000, "test_limit": 2000}
+_SHAPES = {"dataset": "shapes", "test_limit": 2000}
 _SMOKE = {"dataset": "shapes", "train_limit": 128, "test_limit": 64}
+_SMOKE_PRESET = {"depths": (10,), "width": 1, "epochs": 2, "lrs": (0.05,), "seeds": 1, "keep": 1}
 
 EXPERIMENT_TABLE: dict[str, Experiment] = {
     "depth": Experiment(
-        "depth",
-        "Table 1: which networks train as they get deeper",
-        (
+        name="depth",
+        title="Table 1: which networks train as they get deeper",
+        arms=(
             "bn",
             "skipinit",
             "skipinit alpha=1",
@@ -103,60 +104,88 @@ EXPERIMENT_TABLE: dict[str, Experiment] = {
             "none",
             "none /sqrt(2)",
         ),
-        "depth",
-        {
-            "smoke": Preset((10,), 1, 1, (0.05,), 1, 1, 16, shared=_SMOKE),
-            "cpu": Preset((10, 28, 100), 1, 2, _lr_grid(0.1, 3), 2, 2, 16, shared=_CPU),
-            "paper": Preset((16, 100, 1000), 2, 200, _lr_grid(0.5, 8), 7, 5, 64, shared=_PAPER),
+        axis="depth",
+        presets={
+            "smoke": Preset(**_SMOKE_PRESET, batch_size=16, shared=_SMOKE),
+            # 5,000 images x 2 epochs at batch 16 (625 steps) and one seed: what fits depth 100
+            # into about half an hour on 2 cores
+            "cpu": Preset(
+                depths=(10, 28, 100),
+                width=1,
+                epochs=2,
+                lrs=_lr_grid(0.1, 3),
+                seeds=1,
+                keep=1,
+                batch_size=16,
+                shared=_SHAPES | {"train_limit": 5000},
+            ),
+            "paper": Preset(
+                depths=(16, 100, 1000),
+                width=2,
+                epochs=200,
+                lrs=_lr_grid(0.5, 8),
+                seeds=7,
+                keep=5,
+                batch_size=64,
+                shared=_PAPER,
+            ),
         },
     ),
     "batch-size": Experiment(
-        "batch-size",
-        "Optimal and largest stable learning rate against batch size (WRN-16-4 in the paper)",
-        ("bn", "skipinit", "none"),
-        "batch_size",
-        {
-            "smoke": Preset((10,), 1, 1, (0.05,), 1, 1, batch_sizes=(16, 32), shared=_SMOKE),
+        name="batch-size",
+        title="Optimal and largest stable learning rate against batch size (the paper: WRN-16-4)",
+        arms=("bn", "skipinit", "none"),
+        axis="batch_size",
+        presets={
+            "smoke": Preset(**_SMOKE_PRESET, batch_sizes=(16, 32), shared=_SMOKE),
             "cpu": Preset(
-                (16,), 1, 2, _lr_grid(0.8, 6), 1, 1, batch_sizes=(8, 32, 128), shared=_CPU
+                depths=(16,),
+                width=1,
+                epochs=2,
+                lrs=_lr_grid(0.8, 6),
+                seeds=1,
+                keep=1,
+                batch_sizes=(8, 32, 128),
+                shared=_SHAPES | {"train_limit": 6000},
             ),
             "paper": Preset(
-                (16,),
-                4,
-                200,
-                _lr_grid(8.0, 12),
-                3,
-                3,
+                depths=(16,),
+                width=4,
+                epochs=200,
+                lrs=_lr_grid(8.0, 12),
+                seeds=3,
+                keep=3,
                 batch_sizes=(16, 64, 256, 1024, 4096),
                 shared=_PAPER,
             ),
         },
     ),
     "regularization": Experiment(
-        "regularization",
-        "Regularized SkipInit against BN at small batch sizes (down to 1: instance norm)",
-        ("bn", "skipinit", "skipinit-reg"),
-        "batch_size",
-        {
-            "smoke": Preset((10,), 1, 2, (0.05,), 1, 1, batch_sizes=(16,), shared=_SMOKE),
+        name="regularization",
+        title="Regularized SkipInit against BN at small batch sizes (down to 1: instance norm)",
+        arms=("bn", "skipinit", "skipinit-reg"),
+        axis="batch_size",
+        presets={
+            "smoke": Preset(**_SMOKE_PRESET, batch_sizes=(16,), shared=_SMOKE),
+            # 4 epochs of 4,000 images: 16,000 steps at batch 1, about 70 s a run
             "cpu": Preset(
-                (10,),
-                1,
-                1,
-                _lr_grid(0.1, 3),
-                1,
-                1,
+                depths=(10,),
+                width=1,
+                epochs=4,
+                lrs=_lr_grid(0.1, 3),
+                seeds=1,
+                keep=1,
                 batch_sizes=(1, 4, 16),
                 lr_batch=16,
-                shared=_CPU,
+                shared=_SHAPES | {"train_limit": 4000},
             ),
             "paper": Preset(
-                (16,),
-                2,
-                200,
-                _lr_grid(0.2, 6),
-                3,
-                3,
+                depths=(16,),
+                width=2,
+                epochs=200,
+                lrs=_lr_grid(0.2, 6),
+                seeds=3,
+                keep=3,
                 batch_sizes=(1, 4, 16, 64),
                 lr_batch=64,
                 shared=_PAPER,

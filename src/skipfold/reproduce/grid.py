@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -36,6 +37,17 @@ def status(folder: RunFolder, epochs: int) -> str:
     return "new"
 
 
+def holds_point(folder: RunFolder, point: GridPoint) -> bool:
+    """Whether the folder is free for the point or holds the point's own run (any device)."""
+    try:
+        recipe = folder.read_config().recipe
+    except FileNotFoundError:
+        return True
+    except ValueError:
+        return False
+    return recipe.model_copy(update={"device": point.config.device}) == point.config
+
+
 @dataclass
 class Outcome:
     point: GridPoint
@@ -57,6 +69,12 @@ def run_point(point: GridPoint, out: Path, env: dict[str, str]) -> Outcome:
     folder = RunFolder(out / point.name)
     log = out / "logs" / (point.name.replace("/", "__") + ".log")
     log.parent.mkdir(parents=True, exist_ok=True)
+    if not holds_point(folder, point):
+        log.write_text(
+            f"{folder.path} holds a run with other settings (an earlier preset?): move it away "
+            "or choose another --out\n"
+        )
+        return Outcome(point, "failed", log)
     state = status(folder, point.config.epochs)
     if state in ("trained", "diverged"):
         return Outcome(point, state, log)
@@ -68,7 +86,7 @@ def run_point(point: GridPoint, out: Path, env: dict[str, str]) -> Outcome:
         argv.append("--resume")
     with log.open("a") as stream:
         result = subprocess.run(argv, stdout=stream, stderr=subprocess.STDOUT, env=env, check=False)
-    if result.returncode < 0 or result.returncode == 130:
+    if result.returncode in (130, -signal.SIGINT):  # Ctrl-C: the run kept its last epoch
         raise KeyboardInterrupt
     if result.returncode == DIVERGED_EXIT:
         return Outcome(point, "diverged", log)
