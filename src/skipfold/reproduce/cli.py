@@ -68,6 +68,8 @@ def check(args: argparse.Namespace) -> None:
         )
     if args.out is None:
         args.out = Path("reproduce") / f"{args.experiment}-{args.preset}"
+    if args.report_only and not args.out.is_dir():
+        raise ValueError(f"--report-only: {args.out} holds no grid (no such folder)")
     args.points = grid(
         args.experiment, args.preset, args.data_dir and str(args.data_dir), args.device
     )
