@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from skipfold import __version__
 from skipfold.service import errors, predict, v2
+from skipfold.service.decode import Decoder, default_max_pixels
 from skipfold.service.inference import InferenceEngine
 from skipfold.service.metrics import Metrics
 from skipfold.service.middleware import RequestContext
@@ -51,6 +52,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await asyncio.to_thread(registry.warm_up, settings.warmup_runs)
     await asyncio.to_thread(_warm_up_decoders)
     app.state.registry = registry
+    largest_input = max(m.input_size[0] * m.input_size[1] for m in registry.all())
+    app.state.decoder = Decoder(
+        settings.max_image_pixels or default_max_pixels(largest_input),
+        settings.decode_pixels_in_flight,
+    )
     app.state.engine = InferenceEngine(
         app.state.metrics,
         settings.max_batch_size,
@@ -87,13 +93,15 @@ async def prometheus(request: Request) -> Response:
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-def _openapi_with_predict(app: FastAPI) -> None:
-    """POST /predict is served past FastAPI's routing: document it by hand."""
+def _openapi_by_hand(app: FastAPI) -> None:
+    """POST /predict is served past FastAPI's routing and the v2 infer body is read by hand:
+    document both here."""
 
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = FastAPI.openapi(app)  # builds and caches app.openapi_schema
             schema["paths"] = {"/predict": predict.OPENAPI, **schema["paths"]}
+            v2.document(schema, sorted(app.state.registry.models))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -120,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/readyz", v2.ready, methods=["GET"])
     app.add_api_route("/models", list_models, methods=["GET"])
     app.add_api_route("/metrics", prometheus, methods=["GET"])
-    _openapi_with_predict(app)
+    _openapi_by_hand(app)
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     app.add_middleware(
         RequestContext,

@@ -84,8 +84,38 @@ SETTINGS_FLAGS: dict[str, tuple[str, Callable[[str], Any] | tuple[str, ...], str
     "--max-image-pixels": (
         "max_image_pixels",
         arguments.at_least(1),
-        "40,000,000",
-        "decoded pixel limit per image",
+        "4,096 x the largest model input, at most 40,000,000",
+        "pixels per image, checked from the header before decoding",
+    ),
+    "--decode-pixels-in-flight": (
+        "decode_pixels_in_flight",
+        arguments.at_least(1),
+        "4 images at the pixel limit",
+        "decoded pixels in worker threads at once; more images wait",
+    ),
+    "--header-timeout": (
+        "header_timeout_s",
+        arguments.at_least(0.001, float),
+        "10",
+        "seconds for the request line and headers, from the request's first byte",
+    ),
+    "--body-timeout": (
+        "body_timeout_s",
+        arguments.at_least(0.001, float),
+        "60",
+        "seconds for the whole body, from the end of the headers",
+    ),
+    "--keep-alive-timeout": (
+        "keep_alive_timeout_s",
+        arguments.at_least(0.001, float),
+        "5",
+        "seconds an idle kept-alive connection stays open",
+    ),
+    "--max-connections": (
+        "max_connections",
+        arguments.at_least(1),
+        "4096",
+        "open connections and requests at once; beyond it, 503",
     ),
     "--api-key": ("api_key", str, "none", "require this key in the X-API-Key header"),
     "--shutdown-delay": (

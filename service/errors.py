@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from skipfold.common.images import ImageError, ImageTooLarge
 from skipfold.service.registry import ModelNotFound
@@ -24,8 +27,25 @@ class ApiError(Exception):
         self.message = message
 
 
-def error_response(status: int, message: str, request: Request | None = None) -> JSONResponse:
-    headers = {}
+def describe(errors: Sequence[Any], shown: int = 5) -> str:
+    """pydantic's errors as one line: `where: what; ...`, the body's own prefix left out; the
+    first `shown` only (a hostile body can hold millions)."""
+    parts = []
+    for error in errors[:shown]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+    if len(errors) > shown:
+        parts.append(f"and {len(errors) - shown:,} more")
+    return "; ".join(parts)
+
+
+def error_response(
+    status: int,
+    message: str,
+    request: Request | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    headers = dict(headers or {})
     request_id = getattr(getattr(request, "state", None), "request_id", None)
     if request_id:
         headers["X-Request-ID"] = request_id
@@ -38,6 +58,8 @@ def known_error(exc: Exception) -> tuple[int, str] | None:
         return exc.status, exc.message
     if isinstance(exc, ModelNotFound):
         return 404, str(exc.args[0])
+    if isinstance(exc, ClientDisconnect):  # nginx's 499: nobody is left to read the answer
+        return 499, "the client closed the connection before the request was read"
     if isinstance(exc, ImageError):
         return 413 if isinstance(exc, ImageTooLarge) else 415 if exc.unsupported else 400, str(exc)
     return None
@@ -52,17 +74,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     @app.exception_handler(ModelNotFound)
     @app.exception_handler(ImageError)
+    @app.exception_handler(ClientDisconnect)
     async def client_error(request: Request, exc: Exception) -> JSONResponse:
         status, message = known_error(exc)  # type: ignore[misc]
         return error_response(status, message, request)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
-            parts.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
-        return error_response(400, "invalid request: " + "; ".join(parts), request)
+        return error_response(400, "invalid request: " + describe(exc.errors()), request)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -71,7 +90,7 @@ def install(app: FastAPI) -> None:
             message = f"no such endpoint: {request.method} {request.url.path}"
         elif exc.status_code == 405:
             message = f"method {request.method} not allowed on {request.url.path}"
-        return error_response(exc.status_code, message, request)
+        return error_response(exc.status_code, message, request, exc.headers)  # e.g. Allow
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

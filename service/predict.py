@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -11,12 +10,8 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from skipfold.common.images import open_image, to_array
 from skipfold.service.errors import ApiError, error_response, known_error, unexpected_error
 
-# Images up to this many pixels are decoded on the event loop (tens of microseconds);
-# larger ones in a worker thread, so one big upload cannot stall every other request.
-INLINE_DECODE_PIXELS = 256 * 256
 RAW_TYPES = ("image/", "application/octet-stream")
 
 
@@ -43,19 +38,15 @@ async def _read_images(request: Request) -> list[tuple[str | None, bytes]]:
     )
 
 
-async def _decode(data: bytes, size: tuple[int, int], max_pixels: int) -> np.ndarray:
-    image = open_image(data, max_pixels=max_pixels)
-    if image.width * image.height <= INLINE_DECODE_PIXELS:
-        return to_array(image, size)
-    return await asyncio.to_thread(to_array, image, size)
-
-
 def _positive_int(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise ApiError(400, f"invalid request: query parameter {name} must be an integer >= 1")
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses; 9 digits at most
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or int(raw) < 1:
+        raise ApiError(
+            400, f"invalid request: query parameter {name} must be an integer from 1 to 999999999"
+        )
     return int(raw)
 
 
@@ -72,7 +63,7 @@ async def predict(request: Request) -> JSONResponse:
     images = []
     for index, (name, data) in enumerate(files):
         try:
-            images.append(await _decode(data, served.input_size, state.settings.max_image_pixels))
+            images.append(await state.decoder.decode(data, served.input_size))
         except ValueError as exc:
             if len(files) > 1:
                 exc.args = (f"file {index + 1} ({name or 'unnamed'}): {exc}",)
@@ -134,8 +125,12 @@ async def endpoint(scope: dict, receive: Any, send: Any) -> None:
 # FastAPI documents the endpoint from this description (service.app).
 _QUERY = [
     ("model", {"type": "string"}, "model name (default: the server's default)"),
-    ("version", {"type": "integer", "minimum": 1}, "model version (default: the latest loaded)"),
-    ("top_k", {"type": "integer", "minimum": 1}, "classes per image (default 5)"),
+    (
+        "version",
+        {"type": "integer", "minimum": 1, "maximum": 999_999_999},
+        "model version (default: the latest loaded)",
+    ),
+    ("top_k", {"type": "integer", "minimum": 1, "maximum": 999_999_999}, "classes per image"),
 ]
 OPENAPI = {
     "post": {

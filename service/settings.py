@@ -45,7 +45,18 @@ class Settings(BaseSettings):
     )
     default_model: str | None = None
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)
-    max_image_pixels: int = Field(40_000_000, ge=1)
+    max_image_pixels: int | None = Field(
+        None,
+        ge=1,
+        description="pixels per image, checked from its header (default: 4,096 times the "
+        "largest model input, at most 40,000,000: 2048x2048 for 32x32 models)",
+    )
+    decode_pixels_in_flight: int | None = Field(
+        None,
+        ge=1,
+        description="decoded pixels in worker threads at once; more images wait (default: 4 "
+        "images at the pixel limit)",
+    )
     max_files_per_request: int = Field(64, ge=1)
     top_k: int = Field(5, ge=1)
     api_key: SecretStr | None = None
@@ -59,6 +70,16 @@ class Settings(BaseSettings):
         "other call is running, saving two thread hand-offs (0 = always the worker thread)",
     )
     warmup_runs: int = Field(3, ge=0)
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="request line and headers must arrive within this (else 408)"
+    )
+    body_timeout_s: float = Field(
+        60.0, gt=0, description="the body must arrive within this after the headers (else 408)"
+    )
+    keep_alive_timeout_s: float = Field(5.0, gt=0, description="idle kept-alive connections")
+    max_connections: int = Field(
+        4096, ge=1, description="open connections and requests at once; beyond it, 503"
+    )
     shutdown_delay_s: float = Field(
         0.0, ge=0, description="after SIGTERM: keep serving this long while not ready"
     )

@@ -9,6 +9,7 @@ returns the top k as "score:index:label" strings) and GET .../config. Existing c
 
 from __future__ import annotations
 
+import asyncio
 import json
 import struct
 from typing import Any
@@ -16,13 +17,19 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 
 from skipfold import __version__
-from skipfold.service.errors import ApiError
+from skipfold.service.errors import ApiError, describe
+from skipfold.service.infer_request import InferRequest, OutputParameters, RequestedOutput
 from skipfold.service.registry import ServedModel
 
 router = APIRouter(prefix="/v2")
 
+# Bodies up to this size are parsed and checked on the event loop (one 32x32 image as JSON is
+# about 8 KB: well under a millisecond); larger ones in a worker thread, as parsing a hostile
+# body of a few megabytes can take a second or more.
+INLINE_BODY_BYTES = 64 * 1024
 EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration"]
 DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.uint8): "UINT8"}
 
@@ -101,49 +108,41 @@ async def model_config(request: Request, name: str, version: str | None = None) 
     }
 
 
-def _parse_request(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
+def _parse_request(body: bytes, header_length: str | None) -> tuple[InferRequest, bytes]:
     binary = b""
     if header_length is not None:
-        try:
-            length = int(header_length)
-        except ValueError:
-            raise ApiError(400, "invalid Inference-Header-Content-Length header") from None
-        if not 0 <= length <= len(body):
+        if not (header_length.isascii() and header_length.isdigit() and len(header_length) < 12):
+            raise ApiError(400, "invalid Inference-Header-Content-Length header")
+        length = int(header_length)
+        if length > len(body):
             raise ApiError(400, "Inference-Header-Content-Length exceeds the body")
         body, binary = body[:length], body[length:]
     try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the inference request is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
-        raise ApiError(400, "the inference request needs an 'inputs' list")
-    return payload, binary
+        return InferRequest.model_validate_json(body), binary
+    except ValidationError as exc:
+        raise ApiError(400, "invalid inference request: " + describe(exc.errors())) from None
 
 
-def _input_array(served: ServedModel, payload: dict, binary: bytes) -> np.ndarray:
-    inputs = payload["inputs"]
-    if len(inputs) != 1 or not isinstance(inputs[0], dict):
+def _read_request(
+    served: ServedModel, body: bytes, header_length: str | None
+) -> tuple[InferRequest, np.ndarray]:
+    payload, binary = _parse_request(body, header_length)
+    return payload, _input_array(served, payload, binary)
+
+
+def _input_array(served: ServedModel, request: InferRequest, binary: bytes) -> np.ndarray:
+    if len(request.inputs) != 1:
         raise ApiError(400, f"model {served.name!r} takes exactly one input, {served.input_name!r}")
-    tensor = inputs[0]
-    if tensor.get("name") != served.input_name:
+    tensor = request.inputs[0]
+    if tensor.name != served.input_name:
         raise ApiError(
-            400,
-            f"unknown input {tensor.get('name')!r}; model {served.name!r} takes "
-            f"{served.input_name!r}",
+            400, f"unknown input {tensor.name!r}; model {served.name!r} takes {served.input_name!r}"
         )
-    if tensor.get("datatype") != "UINT8":
-        raise ApiError(
-            400, f"input {served.input_name!r} must be UINT8, got {tensor.get('datatype')!r}"
-        )
-    shape = tensor.get("shape")
+    if tensor.datatype != "UINT8":
+        raise ApiError(400, f"input {served.input_name!r} must be UINT8, got {tensor.datatype!r}")
+    shape = tensor.shape
     expected = [*served.input_size, 3]
-    if (
-        not isinstance(shape, list)
-        or len(shape) != 4
-        or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
-        or shape[1:] != expected
-        or shape[0] < 1
-    ):
+    if len(shape) != 4 or shape[1:] != expected or shape[0] < 1:
         raise ApiError(
             400, f"input shape must be [N, {', '.join(map(str, expected))}], got {shape}"
         )
@@ -153,8 +152,8 @@ def _input_array(served: ServedModel, payload: dict, binary: bytes) -> np.ndarra
             f"batch of {shape[0]} exceeds model {served.name!r}'s max_batch_size "
             f"{served.max_batch_size}",
         )
-    count = int(np.prod(shape))
-    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    count = shape[0] * int(np.prod(expected))
+    size = tensor.parameters.binary_data_size if tensor.parameters else None
     if size is not None:
         if size != count or len(binary) < size:
             raise ApiError(
@@ -162,17 +161,24 @@ def _input_array(served: ServedModel, payload: dict, binary: bytes) -> np.ndarra
                 f"binary input holds {min(size, len(binary))} bytes; shape {shape} needs {count}",
             )
         return np.frombuffer(binary[:size], dtype=np.uint8).reshape(shape)
-    data = tensor.get("data")
-    if data is None:
+    if tensor.data is None:
         raise ApiError(400, f"input {served.input_name!r} has neither 'data' nor binary data")
+    return _data_array(tensor.data, shape, count)
+
+
+def _data_array(data: list[Any], shape: list[int], count: int) -> np.ndarray:
+    """JSON `data` -> uint8, every value checked: integers in 0..255, as many as the shape."""
     try:
-        values = np.asarray(data, dtype=np.int64).reshape(-1)
-    except (ValueError, TypeError):
-        raise ApiError(400, "input 'data' must be a (nested) list of integers") from None
+        values = np.array(data)
+    except (ValueError, TypeError):  # ragged, or more dimensions than numpy has
+        values = None
+    if values is None or (values.size and values.dtype.kind not in "iu"):
+        raise ApiError(400, "input 'data' must be a flat or evenly nested list of integers")
+    values = values.reshape(-1)
     if values.size != count:
         raise ApiError(400, f"input 'data' holds {values.size} values; shape {shape} needs {count}")
-    if values.size and (values.min() < 0 or values.max() > 255):
-        raise ApiError(400, "UINT8 input values must be in 0..255")
+    if values.min() < 0 or values.max() > 255:
+        raise ApiError(400, "UINT8 input values must be integers in 0..255")
     return values.astype(np.uint8).reshape(shape)
 
 
@@ -195,45 +201,79 @@ def _bytes_tensor(values: np.ndarray) -> bytes:
     return b"".join(parts)
 
 
-@router.post("/models/{name}/infer")
-@router.post("/models/{name}/versions/{version}/infer")
+_INFER_PATHS = ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer")
+
+
+def document(schema: dict, model_names: list[str]) -> None:
+    """The infer route reads its body itself (JSON, or a JSON header and raw tensor bytes), so
+    FastAPI cannot see its type: put InferRequest into the OpenAPI spec by hand. And name the
+    models this server serves, so /docs offers them and generated requests reach them."""
+    for path, operations in schema["paths"].items():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if path.startswith("/v2/models/") and parameter["name"] == "name":
+                    parameter["schema"]["enum"] = model_names
+    body = InferRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(body.pop("$defs", {}))
+    components["InferRequest"] = body
+    reference = {"$ref": "#/components/schemas/InferRequest"}
+    for path in _INFER_PATHS:
+        operation = schema["paths"][path]["post"]
+        operation["requestBody"] = {
+            "required": True,
+            "description": "JSON; or, with the Inference-Header-Content-Length header (binary "
+            "tensor data extension), that many bytes of JSON followed by the raw tensors",
+            "content": {
+                "application/json": {"schema": reference},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+        operation["responses"]["400"] = {"description": "the request does not fit the model"}
+
+
+@router.post(_INFER_PATHS[0].removeprefix("/v2"))
+@router.post(_INFER_PATHS[1].removeprefix("/v2"))
 async def infer(request: Request, name: str, version: str | None = None) -> Response:
     state = request.app.state
     served = state.registry.get(name, version)
     request.state.model = served.name
-    payload, binary = _parse_request(
-        await request.body(), request.headers.get("inference-header-content-length")
-    )
-    images = _input_array(served, payload, binary)
+    body = await request.body()
+    header_length = request.headers.get("inference-header-content-length")
+    if len(body) <= INLINE_BODY_BYTES:
+        payload, images = _read_request(served, body, header_length)
+    else:
+        payload, images = await asyncio.to_thread(_read_request, served, body, header_length)
+    requested = payload.outputs or [RequestedOutput(name=n) for n in served.output_names]
+    for item in requested:
+        if item.name not in served.output_names:
+            raise ApiError(
+                400,
+                f"unknown output {item.name!r}; model {served.name!r} has "
+                f"{', '.join(served.output_names)}",
+            )
     result = await state.engine.infer(served, images)
     state.metrics.latency.labels(served.name, "queue").observe(result.queue_s)
     state.metrics.latency.labels(served.name, "inference").observe(result.inference_s)
 
     produced = dict(zip(served.output_names, result.outputs, strict=True))
-    binary_default = bool((payload.get("parameters") or {}).get("binary_data_output", False))
-    requested = payload.get("outputs") or [{"name": n} for n in served.output_names]
+    binary_default = payload.parameters.binary_data_output if payload.parameters else False
     outputs: list[dict[str, Any]] = []
     chunks: list[bytes] = []
     for item in requested:
-        output_name = item.get("name") if isinstance(item, dict) else None
-        if output_name not in produced:
-            raise ApiError(
-                400,
-                f"unknown output {output_name!r}; model {served.name!r} has "
-                f"{', '.join(served.output_names)}",
-            )
-        parameters = item.get("parameters") or {}
-        values = produced[output_name]
+        parameters = item.parameters or OutputParameters()
+        values = produced[item.name]
         datatype = DATATYPES[values.dtype]
-        k = parameters.get("classification")
-        if k:
-            values, datatype = _classification(values, int(k), served.classes), "BYTES"
+        if parameters.classification:
+            values = _classification(values, parameters.classification, served.classes)
+            datatype = "BYTES"
         entry: dict[str, Any] = {
-            "name": output_name,
+            "name": item.name,
             "datatype": datatype,
             "shape": list(values.shape),
         }
-        if parameters.get("binary_data", binary_default):
+        binary_output = parameters.binary_data
+        if binary_output if binary_output is not None else binary_default:
             raw = _bytes_tensor(values) if datatype == "BYTES" else values.tobytes()
             entry["parameters"] = {"binary_data_size": len(raw)}
             chunks.append(raw)
@@ -246,8 +286,8 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
         "model_version": str(served.version),
         "outputs": outputs,
     }
-    if "id" in payload:
-        response["id"] = payload["id"]
+    if payload.id is not None:
+        response["id"] = payload.id
     header = json.dumps(response).encode()
     if not chunks:
         return Response(header, media_type="application/json")

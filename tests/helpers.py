@@ -31,6 +31,18 @@ def png(array: np.ndarray, fmt: str = "PNG", **save_options) -> bytes:
     return buffer.getvalue()
 
 
+def many_scan_jpeg(repeats: int, size: int = 64, max_bytes: int | None = None) -> bytes:
+    """A progressive JPEG whose last scan is repeated (as often as `max_bytes` allows): libjpeg
+    decodes every copy (a warning about the progression, no error), as it does the scans of a
+    crafted decode bomb."""
+    pixels = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    data = png(pixels, "JPEG", progressive=True, quality=90)
+    last_scan = data[data.rindex(b"\xff\xda") : -2]  # up to the end-of-image marker
+    if max_bytes is not None:
+        repeats = min(repeats, (max_bytes - len(data)) // len(last_scan))
+    return data[:-2] + last_scan * repeats + data[-2:]
+
+
 def sample_images(count: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
 

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import pickle
+import sys
 import tarfile
 import urllib.request
 from dataclasses import dataclass
@@ -219,7 +220,10 @@ def _decode(files: list[tuple[Path, int]], size: int = 32) -> tuple[np.ndarray, 
     from tqdm.auto import tqdm
 
     images = np.empty((len(files), size, size, 3), dtype=np.uint8)
-    for i, (path, _) in enumerate(tqdm(files, desc="decoding images", unit="img", leave=False)):
+    bar = tqdm(
+        files, desc="decoding images", unit="img", leave=False, disable=not sys.stderr.isatty()
+    )
+    for i, (path, _) in enumerate(bar):
         with Image.open(path) as image:
             image = image.convert("RGB")
             if image.size != (size, size):

@@ -1,12 +1,14 @@
 """Decoding uploads: formats, modes, EXIF orientation, first GIF frame, bombs, garbage."""
 
 import io
+import time
 
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from skipfold.common.images import ImageError, ImageTooLarge, decode_image
+from skipfold.common.images import MAX_JPEG_SCANS, ImageError, ImageTooLarge, decode_image
+from tests.helpers import many_scan_jpeg
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -68,3 +70,21 @@ def test_truncated_jpeg_is_an_error():
     data = encode(Image.new("RGB", (64, 64), (5, 5, 5)), "JPEG")
     with pytest.raises(ImageError):
         decode_image(data[: len(data) // 2], (32, 32))
+
+
+def test_a_progressive_jpeg_of_ordinary_scans_decodes():
+    data = many_scan_jpeg(repeats=0)
+    assert 5 <= data.count(b"\xff\xda") <= MAX_JPEG_SCANS
+    assert decode_image(data, (64, 64)).shape == (64, 64, 3)
+    assert decode_image(many_scan_jpeg(repeats=20), (8, 8)).shape == (8, 8, 3)
+
+
+def test_a_jpeg_of_too_many_scans_is_refused_before_decoding():
+    data = many_scan_jpeg(repeats=5_000)
+    started = time.perf_counter()
+    with pytest.raises(ImageTooLarge, match="JPEG of more than 100 scans"):
+        decode_image(data, (32, 32))
+    refused_s = time.perf_counter() - started
+    started = time.perf_counter()
+    Image.open(io.BytesIO(data)).load()  # what the limit saves: every scan decoded
+    assert time.perf_counter() - started > 5 * refused_s

@@ -1,8 +1,9 @@
+import os
 import threading
 import time
 
 from skipfold.reproduce.experiments import grid
-from skipfold.reproduce.grid import Outcome, _environment, run_grid, status
+from skipfold.reproduce.grid import Outcome, _environment, default_jobs, run_grid, status
 from skipfold.training.run_folder import RunFolder
 
 
@@ -17,6 +18,13 @@ def test_each_job_gets_its_own_gpu_or_a_share_of_the_cores(monkeypatch):
     assert _environment(0, 4, gpus=0)["OMP_NUM_THREADS"] == "4"
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert "OMP_NUM_THREADS" not in _environment(0, 1, gpus=0)  # one job: torch's own default
+
+
+def test_by_default_one_job_per_gpu_else_one_per_core(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert default_jobs(gpus=4) == 4
+    assert default_jobs(gpus=0) == 6
+    assert _environment(5, default_jobs(0), gpus=0)["OMP_NUM_THREADS"] == "1"
 
 
 def test_jobs_run_side_by_side_on_distinct_slots(tmp_path):

@@ -20,7 +20,9 @@ def summaries(out):
 
 def test_interrupted_and_rerun_it_ends_with_the_same_report(tmp_path):
     straight = tmp_path / "straight"
-    result = skipfold("reproduce", "regularization", "--preset", "smoke", "--out", straight)
+    # one run at a time: the test interrupts the second run while the first is finished
+    one = ("--jobs", "1")
+    result = skipfold("reproduce", "regularization", "--preset", "smoke", "--out", straight, *one)
     assert result.returncode == 0, result.stderr
     assert "| batch 16: Regularized SkipInit closes" in result.stdout
     assert (straight / "report.png").stat().st_size > 10_000
@@ -38,6 +40,7 @@ def test_interrupted_and_rerun_it_ends_with_the_same_report(tmp_path):
             "smoke",
             "--out",
             str(interrupted),
+            *one,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -53,7 +56,7 @@ def test_interrupted_and_rerun_it_ends_with_the_same_report(tmp_path):
     before = bn_weights.stat().st_mtime_ns
     assert not (interrupted / "report.json").exists()
 
-    rerun = skipfold("reproduce", "regularization", "--preset", "smoke", "--out", interrupted)
+    rerun = skipfold("reproduce", "regularization", "--preset", "smoke", "--out", interrupted, *one)
     assert rerun.returncode == 0, rerun.stderr
     assert bn_weights.stat().st_mtime_ns == before  # the finished run was not trained again
     log = (interrupted / "logs" / "skipinit__wrn-10-1_b16_lr0.05_s0.log").read_text()

@@ -135,3 +135,13 @@ def test_limits_body_size_and_decompression_bombs(repo):
         assert len(bomb.getvalue()) < 20_000
         response = client.post("/predict", files={"file": ("bomb.png", bomb.getvalue())})
         assert response.status_code == 413 and "pixels" in response.json()["error"]
+
+
+def test_the_pixel_limit_follows_the_models_input(client):
+    # the tiny models take 32x32: 4,096 times that is 2048x2048
+    assert client.app.state.decoder.max_pixels == 2048 * 2048
+    big = io.BytesIO()
+    Image.new("RGB", (2048, 2049)).save(big, "PNG")
+    response = client.post("/predict", files={"file": ("big.png", big.getvalue())})
+    assert response.status_code == 413
+    assert "2048x2049 = 4,196,352 pixels; the limit is 4,194,304" in response.json()["error"]

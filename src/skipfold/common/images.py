@@ -11,9 +11,15 @@ from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL.JpegImagePlugin import JpegImageFile
 
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 DEFAULT_MAX_PIXELS = 40_000_000
+# A JPEG is decoded once per scan: encoders write 1 (baseline) to about 20 (progressive); a
+# crafted file holds hundreds of thousands of tiny ones, seconds of work in a few megabytes.
+# Scans are counted from the markers of any JPEG (Pillow opens some as MPO) before decoding.
+MAX_JPEG_SCANS = 100
+_START_OF_SCAN = b"\xff\xda"  # 0xFF in entropy-coded data is always stuffed (0xFF00): no false hits
 
 
 class ImageError(ValueError):
@@ -68,7 +74,29 @@ def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
             f"image is {image.width}x{image.height} = {pixels:,} pixels; "
             f"the limit is {max_pixels:,}"
         )
+    if isinstance(image, JpegImageFile) and _scans_beyond(data, MAX_JPEG_SCANS):
+        raise ImageTooLarge(
+            f"JPEG of more than {MAX_JPEG_SCANS} scans (encoders write 1 to 20): refused "
+            "before decoding"
+        )
     return image
+
+
+def _scans_beyond(data: bytes, limit: int) -> bool:
+    """Whether `data` holds more than `limit` start-of-scan markers: stops at the first one
+    over, so a file of a million scans costs no more to refuse than one of `limit`."""
+    position = 0
+    for _ in range(limit + 1):
+        position = data.find(_START_OF_SCAN, position) + 2
+        if position == 1:  # not found
+            return False
+    return True
+
+
+def is_progressive(image: Image.Image) -> bool:
+    """A progressive JPEG (or MPO, Pillow's name for a JPEG that says it holds several):
+    decoding costs a pass per scan, not one pass."""
+    return isinstance(image, JpegImageFile) and bool(image.info.get("progressive"))
 
 
 def to_array(image: Image.Image, size: Sequence[int]) -> np.ndarray:

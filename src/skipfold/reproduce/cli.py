@@ -43,8 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--jobs",
         type=arguments.at_least(1),
-        default=1,
-        help="runs side by side: one per GPU where there are GPUs, else a share of the cores",
+        help="runs side by side (default: one per GPU where there are GPUs, else one per core, "
+        "each on one thread: narrow networks train a quarter faster that way than two runs "
+        "sharing two threads one after the other)",
     )
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument(
@@ -99,7 +100,7 @@ def _gpus(device: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from skipfold.reproduce.grid import run_grid
+    from skipfold.reproduce.grid import default_jobs, run_grid
     from skipfold.reproduce.report import build_report, to_markdown, write_report
 
     out: Path = args.out
@@ -115,8 +116,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.report_only:
         out.mkdir(parents=True, exist_ok=True)
         spec = EXPERIMENT_TABLE[args.experiment]
-        print(f"{len(args.points)} runs of '{spec.title}' into {out} ({args.jobs} at a time)")
-        outcomes = run_grid(args.points, out, args.jobs, _gpus(args.device))
+        gpus = _gpus(args.device)
+        jobs = args.jobs or default_jobs(gpus)
+        print(f"{len(args.points)} runs of '{spec.title}' into {out} ({jobs} at a time)")
+        outcomes = run_grid(args.points, out, jobs, gpus)
         failed = [o for o in outcomes if o.status == "failed"]
     report = build_report(args.experiment, args.preset, args.points, out, _command(args))
     written = write_report(report, out)
