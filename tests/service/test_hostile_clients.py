@@ -271,7 +271,8 @@ def test_memory_stays_bounded_under_a_burst_of_images_at_the_pixel_limit(repo):
         ramp = np.linspace(0, 255, side, dtype=np.uint8)
         image = png(np.stack([np.tile(ramp, (side, 1))] * 3, axis=-1), "JPEG", quality=90)
         with httpx.Client(base_url=server.url, timeout=60) as client:
-            assert client.post("/predict", content=image, headers={"Content-Type": "image/jpeg"})
+            warm = client.post("/predict", content=image, headers={"Content-Type": "image/jpeg"})
+            assert warm.status_code == 200, warm.text
         before = rss_mb(server.process.pid)
         peak = before
         statuses = []
