@@ -1,11 +1,11 @@
 """Decoding uploads without stalling the event loop or growing without bound.
 
-Every image is checked from its header first (pixel count, and the scans of a JPEG), before any
+Every image is checked from its header first (pixel count, and the scans of a JPEG) before any
 pixel is decoded; for files over 256 KB in a worker thread, as the scans are counted over the
-whole file. Small baseline images are then decoded on the event loop
-(tens of microseconds: a thread hand-off would cost more); everything else in a worker thread,
-and only while the decoded pixels in flight fit a budget, so a burst of large images waits for
-memory instead of taking it all.
+whole file. Small baseline images are then decoded on the event loop (tens of microseconds: a
+thread hand-off would cost more); everything else in a worker thread, and only while the
+decoded pixels in flight fit a budget, so a burst of large images waits for memory instead of
+taking it all.
 """
 
 from __future__ import annotations
