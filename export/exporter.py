@@ -22,13 +22,37 @@ from skipfold.export.onnx_graph import (
     op_counts,
     parameter_count,
 )
-from skipfold.export.verify import RANDOM_IMAGES, random_images, verify
-from skipfold.formats.model_card import ModelCard, Verification
+from skipfold.export.quantize import (
+    ActivationType,
+    CalibrationMethod,
+    calibration_sample,
+    quantize_int8,
+)
+from skipfold.export.verify import RANDOM_IMAGES, check_accuracy_drop, random_images, verify
+from skipfold.formats.model_card import (
+    AccuracyCheck,
+    ModelCard,
+    Precision,
+    Quantization,
+    Verification,
+)
 from skipfold.formats.model_repository import ModelRepository, check_name
 from skipfold.training.checkpoint import load_trained
 from skipfold.training.run_folder import MODEL, RunFolder
 
 DEFAULT_MAX_BATCH_SIZE = 64
+DEFAULT_CALIBRATION_IMAGES = 256
+DEFAULT_MAX_ACCURACY_DROP = 0.5  # points of test accuracy
+
+
+@dataclass(frozen=True)
+class Int8Options:
+    """How `skipfold export --precision int8` calibrates, and the accuracy it must keep."""
+
+    calibration_method: CalibrationMethod = "percentile"
+    calibration_images: int = DEFAULT_CALIBRATION_IMAGES
+    activations: ActivationType = "uint8"
+    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
 
 
 @dataclass(frozen=True)
@@ -64,8 +88,12 @@ def build(
     fold: bool = True,
     opset: int = MIN_OPSET,
     images: Sequence[Path] = (),
+    precision: Precision = "fp32",
+    int8: Int8Options = Int8Options(),
 ) -> ExportedModel:
-    """Export a run's network to ONNX bytes, verified against PyTorch, with its model card."""
+    """Export a run's network to ONNX bytes, verified against PyTorch, with its model card.
+    int8: the verified float32 graph quantized, then held to `int8.max_accuracy_drop` on the
+    run's test images (AccuracyDropError past it)."""
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be {MIN_OPSET} or later, got {opset}")
     folder = RunFolder(run)
@@ -85,6 +113,9 @@ def build(
     figures = verify(
         graph.SerializeToString(), model, data.mean, data.std, check, per_image=per_image
     )
+    reduced: dict = {}
+    if precision == "int8":
+        graph, reduced = _quantized(graph, folder, int8)
     card = ModelCard(
         classes=data.classes,
         input_size=data.input_size,
@@ -106,10 +137,51 @@ def build(
         op_counts=op_counts(graph),
         op_counts_unfolded=op_counts(unfolded),
         verification=Verification(**figures),
+        precision=precision,
+        **reduced,
     )
     onnx.helper.set_model_props(graph, card.to_metadata())
     graph.producer_name, graph.producer_version = "skipfold", __version__
     return ExportedModel(graph.SerializeToString(deterministic=True), card)
+
+
+def _quantized(
+    graph: onnx.ModelProto, folder: RunFolder, options: Int8Options
+) -> tuple[onnx.ModelProto, dict]:
+    """The int8 graph and its card fields: calibrated on the run's training images, checked on
+    its test images against the float32 graph."""
+    import onnxruntime
+
+    from skipfold.training.datasets import load_dataset
+
+    config = folder.read_config()
+    try:
+        data = load_dataset(
+            config.data.dataset, config.data.data_dir, seed=config.recipe.seed, download=False
+        ).limit(config.recipe.train_limit, config.recipe.test_limit)
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"int8 needs the run's data for calibration and the accuracy check: {exc}"
+        ) from None
+    calibration = calibration_sample(data.train_images, options.calibration_images)
+    quantized = quantize_int8(graph, calibration, options.calibration_method, options.activations)
+    figures = check_accuracy_drop(
+        graph.SerializeToString(),
+        quantized.SerializeToString(),
+        data.test_images,
+        data.test_labels,
+        options.max_accuracy_drop,
+    )
+    fields = {
+        "quantization": Quantization(
+            tool=f"onnxruntime {onnxruntime.__version__} quantize_static",
+            activations=options.activations,
+            calibration_method=options.calibration_method,
+            calibration_images=len(calibration),
+        ),
+        "accuracy_check": AccuracyCheck(**figures),
+    }
+    return quantized, fields
 
 
 def export_run(
@@ -121,23 +193,28 @@ def export_run(
     opset: int = MIN_OPSET,
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
     images: Sequence[Path] = (),
+    precision: Precision = "fp32",
+    int8: Int8Options = Int8Options(),
 ) -> tuple[ExportedModel, int, Path]:
     """Build and verify, then add the model to `repo` as the next version of `name`.
 
-    The default name is the run folder's, with "-unfolded" appended for an unfolded export.
+    The default name is the run folder's, with "-unfolded" appended for an unfolded export and
+    "-int8" for an int8 one: each precision is a model of its own, as Triton users keep them.
     Nothing is written to the repository unless verification passed.
     """
     if name is None:
         name = Path(run).resolve().name + ("" if fold else "-unfolded")
+        name += "" if precision == "fp32" else f"-{precision}"
     check_name(name)
     repository = ModelRepository(repo)
     repository.check_writable()
-    exported = build(run, fold=fold, opset=opset, images=images)
+    exported = build(run, fold=fold, opset=opset, images=images, precision=precision, int8=int8)
     version, path = repository.publish(
         name,
         exported.model_bytes,
         classes=exported.card.classes,
         input_size=exported.card.input_size,
         max_batch_size=max_batch_size,
+        parameters=None if precision == "fp32" else {"precision": precision},
     )
     return exported, version, path

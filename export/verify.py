@@ -98,3 +98,48 @@ def verify(
             f"top-1 agreement {100 * same_top1.mean():.1f}%"
         )
     return figures
+
+
+class AccuracyDropError(ValueError):
+    """A reduced-precision graph loses more test accuracy than allowed."""
+
+
+def top1(model_bytes: bytes, images: np.ndarray) -> np.ndarray:
+    """Predicted classes from ONNX Runtime as it serves (every graph optimization, all cores)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    return np.concatenate(
+        [
+            session.run(None, {INPUT_NAME: images[start : start + 256]})[0].argmax(1)
+            for start in range(0, len(images), 256)
+        ]
+    )
+
+
+def check_accuracy_drop(
+    reference_bytes: bytes,
+    candidate_bytes: bytes,
+    images: np.ndarray,
+    labels: np.ndarray,
+    max_drop_points: float,
+) -> dict[str, Any]:
+    """Test accuracy of both graphs and their top-1 agreement on labelled `images`; raise
+    AccuracyDropError when the candidate is more than `max_drop_points` below the reference."""
+    reference, candidate = top1(reference_bytes, images), top1(candidate_bytes, images)
+    figures = {
+        "images": len(images),
+        "reference_accuracy": float((reference == labels).mean()),
+        "accuracy": float((candidate == labels).mean()),
+        "top1_agreement": float((candidate == reference).mean()),
+        "max_drop_points": max_drop_points,
+    }
+    drop = 100 * (figures["reference_accuracy"] - figures["accuracy"])
+    if drop > max_drop_points:
+        raise AccuracyDropError(
+            f"accuracy drop {drop:.2f} points on {len(images):,} test images "
+            f"({100 * figures['reference_accuracy']:.2f}% -> {100 * figures['accuracy']:.2f}%, "
+            f"top-1 agreement {100 * figures['top1_agreement']:.1f}%) exceeds "
+            f"--max-accuracy-drop {max_drop_points:g}; nothing written"
+        )
+    return figures

@@ -14,6 +14,7 @@ from skipfold import __version__
 from skipfold.service import errors, predict, v2
 from skipfold.service.decode import Decoder, default_max_pixels
 from skipfold.service.inference import InferenceEngine
+from skipfold.service.memory import trim_after_bursts
 from skipfold.service.metrics import Metrics
 from skipfold.service.middleware import RequestContext
 from skipfold.service.registry import ModelRegistry, ServedModel
@@ -69,10 +70,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     for model in registry.all():
         log.info(_describe(model))
     app.state.ready = True
+    heap = getattr(app.state, "heap", None)  # set by service.server, before its threads
+    trimmer = asyncio.create_task(trim_after_bursts(heap)) if heap else None
     try:
         yield
     finally:
         app.state.ready = False
+        if trimmer:
+            trimmer.cancel()
         await app.state.engine.close()
 
 

@@ -58,10 +58,15 @@ class ServedModel:
             "depth": card.depth if card else None,
             "width": card.width if card else None,
             "folded": card.folded if card else None,
+            "precision": card.precision if card else None,
             "classes": self.classes,
             "input_shape": [-1, *self.input_size, 3],
             "max_batch_size": self.max_batch_size,
             "test_accuracy": card.test_accuracy if card else None,
+            # int8: the accuracy measured at export, against its float32 graph
+            "accuracy_check": card.accuracy_check.model_dump()
+            if card and card.accuracy_check
+            else None,
             "execution_providers": self.runner.providers,
         }
 

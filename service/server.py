@@ -8,7 +8,6 @@ flight finish, runs the lifespan shutdown and exits 0.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import functools
 import logging
 import resource
@@ -18,6 +17,7 @@ from typing import Any
 import uvicorn
 
 from skipfold.service.app import create_app
+from skipfold.service.memory import Heap
 from skipfold.service.protocol import TimedHttpProtocol
 from skipfold.service.registry import RepositoryError
 from skipfold.service.runtime import DeviceError
@@ -75,21 +75,6 @@ class _CleanStartupFailure:
         return getattr(self.app, name)
 
 
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-
-
-def _return_large_buffers_to_the_system(threshold: int = 1 << 20) -> None:
-    """glibc keeps freed memory in its heaps and raises its mmap threshold to the largest
-    block freed so far, so after a burst of decoded images (10-20 MB each) RSS stays at the
-    burst's peak. A fixed threshold gives every buffer of a megabyte or more its own mapping,
-    returned to the system when freed (as MALLOC_MMAP_THRESHOLD_ would)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, threshold)
-    except (OSError, AttributeError):  # not glibc: its own allocator's policy stands
-        pass
-
-
 def _allow_open_files(wanted: int) -> None:
     """Raise the soft limit on open files towards `wanted` (as nginx's worker_rlimit_nofile):
     the default soft limit (often 1,024) would refuse clients long before max_connections."""
@@ -102,7 +87,7 @@ def _allow_open_files(wanted: int) -> None:
 def serve(settings: Settings) -> int:
     app = create_app(settings)
     _allow_open_files(settings.max_connections + 256)  # + the models, logs and sockets of its own
-    _return_large_buffers_to_the_system()
+    app.state.heap = Heap.of_this_process()
     config = uvicorn.Config(
         _CleanStartupFailure(app),
         host=settings.host,

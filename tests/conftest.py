@@ -2,6 +2,7 @@
 collected without it (an install with the [serve] extra alone runs the rest)."""
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,36 @@ def pytest_report_header() -> str:
     if TORCH:
         return "torch installed: every test folder collected"
     return f"torch not installed: {', '.join(NEED_TORCH)} not collected"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache(tmp_path_factory) -> None:
+    """Made data (the `shapes` images) cached for this session only, never in ~/.cache; the
+    processes the tests start inherit it."""
+    os.environ["SKIPFOLD_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory):
+    """`skipfold train --variant V --depth 10 --width 1 --epochs 2` with every other option at
+    its default, run once per variant per session: a function from the variant to the run
+    folder (with the command's result beside it)."""
+    from tests.helpers import skipfold
+
+    root = tmp_path_factory.mktemp("default-runs")
+    made: dict[str, tuple[Path, object]] = {}
+
+    def run(variant: str) -> tuple[Path, object]:
+        if variant not in made:
+            folder = root / variant
+            result = skipfold(
+                "train", "--variant", variant, "--depth", "10", "--width", "1", "--epochs", "2",
+                "--out", folder,
+            )  # fmt: skip
+            made[variant] = folder, result
+        return made[variant]
+
+    return run
 
 
 @pytest.fixture(scope="session")

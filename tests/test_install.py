@@ -176,7 +176,7 @@ def test_serve_and_bench_run_without_torch(venv, tmp_path):
 def test_the_serving_tests_pass_without_torch(venv, clone):
     result = run(
         venv,
-        *("python", "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-m", "not hostile"),
+        *("python", "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-m", "not e2e"),
         *("tests/service", "tests/bench", "tests/formats", "tests/common", "tests/test_cli.py"),
         cwd=clone,
         timeout=900,

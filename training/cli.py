@@ -41,6 +41,9 @@ HELP = {
     "momentum": "SGD heavy-ball momentum",
     "weight_decay": "L2 on every parameter",
     "device": "auto: cuda when available",
+    "precision": "bf16: the steps and the test under bfloat16 autocast (weights stay float32); "
+    "auto: bf16 on CUDA, fp32 on the CPU (bf16 on a CPU with AVX512-BF16 or AMX trains about "
+    "1.5x faster)",
     "seed": "weights, data order, augmentation and dropout",
 }
 TYPES = {"data_dir": lambda text: str(arguments.folder_to_write(text))}
@@ -57,7 +60,7 @@ GROUPS = {
         "momentum",
         "weight_decay",
     ),
-    "machine": ("device", "seed"),
+    "machine": ("device", "precision", "seed"),
 }
 
 

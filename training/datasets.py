@@ -76,10 +76,10 @@ def load_dataset(
 ) -> ImageDataset:
     """Load a data set by name; see the module docstring for what each needs."""
     if name == "shapes":
-        from skipfold.training.shapes import CLASSES, generate
+        from skipfold.training.shapes import CLASSES, generate_cached
 
-        train = generate(shapes_train, seed=seed)
-        test = generate(shapes_test, seed=seed + 1_000_003)  # disjoint stream from train
+        train = generate_cached(shapes_train, seed=seed)
+        test = generate_cached(shapes_test, seed=seed + 1_000_003)  # disjoint stream from train
         return ImageDataset("shapes", list(CLASSES), *train, *test)
     if name in ("cifar10", "cifar100"):
         if data_dir is None:

@@ -53,7 +53,8 @@ def evaluate_run(
         config.data.standardize == "per-image",
         train=False,
     )
-    loss, accuracy = evaluate_model(model, tensors.test_x, tensors.test_y, tensors)
+    bf16 = config.recipe.bf16_on(target.type)  # as training measured it
+    loss, accuracy = evaluate_model(model, tensors.test_x, tensors.test_y, tensors, bf16=bf16)
     return {"dataset": name, "images": len(tensors.test_x), "test_loss": loss, "test_acc": accuracy}
 
 

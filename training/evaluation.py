@@ -9,9 +9,9 @@ from skipfold.training.device_data import DeviceData
 from skipfold.training.distributed import Distributed
 
 
-def autocast(device: torch.device) -> torch.autocast:
-    """bf16 autocast on CUDA; plain float32 on the CPU."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def autocast(device: torch.device, bf16: bool) -> torch.autocast:
+    """bfloat16 autocast when `bf16`, else plain float32 (`TrainConfig.bf16_on` decides)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
 def evaluate_model(
@@ -20,13 +20,15 @@ def evaluate_model(
     labels: torch.Tensor,
     data: DeviceData,
     batch_size: int = 500,
+    *,
+    bf16: bool = False,
 ) -> tuple[float, float]:
     """(mean loss, accuracy) of `model` on uint8 [N, 3, H, W] images, in eval mode."""
     model.eval()
     device = images.device
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
-    with torch.no_grad(), autocast(device):
+    with torch.no_grad(), autocast(device, bf16):
         for start in range(0, len(images), batch_size):
             x = data.standardize(images[start : start + batch_size])
             y = labels[start : start + batch_size]
@@ -37,12 +39,12 @@ def evaluate_model(
 
 
 def evaluate_test_set(
-    model: torch.nn.Module, data: DeviceData, ddp: Distributed
+    model: torch.nn.Module, data: DeviceData, ddp: Distributed, *, bf16: bool = False
 ) -> tuple[float, float]:
     """The whole test set, each rank taking every world_size-th image."""
     mine_x = data.test_x[ddp.rank :: ddp.world_size]
     mine_y = data.test_y[ddp.rank :: ddp.world_size]
-    loss, accuracy = evaluate_model(model, mine_x, mine_y, data)
+    loss, accuracy = evaluate_model(model, mine_x, mine_y, data, bf16=bf16)
     if ddp.world_size == 1:
         return loss, accuracy
     sums = torch.tensor([loss * len(mine_x), accuracy * len(mine_x)], device=ddp.device)

@@ -88,6 +88,8 @@ def train_epoch(
     ddp: Distributed,
     epoch: int,
     seed: int,
+    *,
+    bf16: bool = False,
 ) -> dict[str, Any]:
     """One epoch; the row metrics.jsonl gets (without the test figures). Raises Diverged."""
     device = ddp.device
@@ -117,7 +119,7 @@ def train_epoch(
         index = order[step * plan.global_batch : (step + 1) * plan.global_batch]
         x = data.standardize(random_crop_flip(data.train_x[index], generator)[mine])
         y = data.train_y[index][mine]
-        with autocast(device):
+        with autocast(device, bf16):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import platform
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,12 @@ class _Session:
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     plan: StepPlan
+    plotted_at: float = field(default_factory=time.monotonic)  # the last curves.png, or start
+
+
+# curves.png is drawn after the last epoch, and after others at most this often: drawing it takes
+# about a second, more than a whole epoch of the short runs that tests and grids make
+PLOT_EVERY_S = 30.0
 
 
 def _resume(session: _Session) -> tuple[int, list[dict[str, Any]], RunConfig]:
@@ -108,7 +114,10 @@ def _save_epoch(session: _Session, metrics: list[dict[str, Any]]) -> None:
     checkpoint.save_model(run, model)
     run.write_metrics(metrics)
     checkpoint.save_state(run, model, session.optimizer, row["epoch"])  # last: marks it done
-    run.plot_curves(metrics)
+    last = row["epoch"] == session.config.epochs
+    if last or time.monotonic() - session.plotted_at > PLOT_EVERY_S:
+        run.plot_curves(metrics)
+        session.plotted_at = time.monotonic()
     print(
         f"epoch {row['epoch']:>3}/{session.config.epochs}  train loss {row['train_loss']:.4f} "
         f"acc {100 * row['train_acc']:.2f}%  test loss {row['test_loss']:.4f} "
@@ -194,11 +203,13 @@ def _train_epochs(
     metrics: list[dict[str, Any]],
 ) -> dict[str, Any]:
     config, ddp, model = session.config, session.ddp, session.model
+    bf16 = config.bf16_on(ddp.device.type)
     for epoch in range(done + 1, config.epochs + 1):
         row = train_epoch(
-            train_model, session.optimizer, tensors, session.plan, ddp, epoch, config.seed
-        )
-        row["test_loss"], row["test_acc"] = evaluate_test_set(model, tensors, ddp)
+            train_model, session.optimizer, tensors, session.plan, ddp, epoch, config.seed,
+            bf16=bf16,
+        )  # fmt: skip
+        row["test_loss"], row["test_acc"] = evaluate_test_set(model, tensors, ddp, bf16=bf16)
         metrics.append({k: row[k] for k in METRIC_KEYS})
         if ddp.is_main:
             _save_epoch(session, metrics)

@@ -54,7 +54,8 @@ def test_bench_in_process_and_over_http_writes_every_output(repo, tmp_path):
         ):
             assert math.isfinite(r[key]) and r[key] > 0, (key, r)
         assert r["p50_ms"] <= r["p99_ms"] and r["calls"] >= 3
-    assert results["roof_gflops"] > 0
+    assert results["roofs"]["fp32"]["gops"] > 0 and results["roofs"]["int8"]["gops"] > 0
+    assert all(0 < r["roof_fraction"] <= 1 for r in rows), rows
     comparisons = {c["comparison"] for c in results["ratios"]}
     assert {"folded BN / SkipInit", "unfolded BN / folded BN"} <= comparisons
     for c in results["ratios"]:

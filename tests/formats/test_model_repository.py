@@ -125,7 +125,12 @@ def test_fields_triton_users_add_are_skipped_and_a_broken_config_is_a_clear_erro
         "instance_group [ { count: 2 kind: KIND_CPU } ]\n"
         'parameters { key: "intra_op_thread_count" value: { string_value: "1" } }\n'
     )
-    assert ModelConfig.parse(text) == ModelConfig("m", 8, (24, 24), 5)
+    parsed = ModelConfig.parse(text)
+    assert parsed == ModelConfig("m", 8, (24, 24), 5, parameters=(("intra_op_thread_count", "1"),))
+    assert parsed.signature() == ModelConfig("m", 8, (24, 24), 5).signature()  # fp32 either way
+    int8 = ModelConfig("m", 8, (24, 24), 5, parameters=(("precision", "int8"),))
+    assert ModelConfig.parse(int8.to_pbtxt()) == int8
+    assert int8.signature() != parsed.signature()
     with pytest.raises(RepositoryError, match=r"not a valid config\.pbtxt"):
         ModelConfig.parse("max_batch_size: 'eight'")
     # Triton completes a minimal config from the model itself; the reader takes it too

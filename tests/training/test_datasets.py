@@ -100,3 +100,23 @@ def test_imagefolder_without_test_split_is_a_clear_error(tmp_path):
 def test_unknown_dataset_names_the_choices():
     with pytest.raises(ValueError, match="shapes, cifar10, cifar100, imagefolder"):
         load_dataset("mnist")
+
+
+def test_shapes_are_cached_as_generated_and_a_damaged_cache_is_made_again(tmp_path, monkeypatch):
+    from skipfold.training.shapes import generate
+
+    monkeypatch.setenv("SKIPFOLD_CACHE", str(tmp_path))
+    first = load_dataset("shapes", shapes_train=200, shapes_test=50, seed=3)
+    files = sorted(tmp_path.glob("shapes-*.npz"))
+    assert len(files) == 2
+    images, labels = generate(200, seed=3)
+    assert np.array_equal(first.train_images, images)
+    assert np.array_equal(first.train_labels, labels)
+    files[0].write_bytes(files[0].read_bytes()[:100])  # a cut file, as a full disk leaves
+    files[1].write_bytes(b"")
+    again = load_dataset("shapes", shapes_train=200, shapes_test=50, seed=3)
+    assert np.array_equal(again.train_images, first.train_images)
+    assert np.array_equal(again.test_images, first.test_images)
+    assert all(f.stat().st_size > 10_000 for f in files)  # made again, whole
+    other_seed = load_dataset("shapes", shapes_train=200, shapes_test=50, seed=4)
+    assert not np.array_equal(other_seed.train_images, first.train_images)

@@ -8,18 +8,12 @@ import json
 
 import pytest
 
-from tests.helpers import skipfold
-
 pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.parametrize("variant", ["bn", "skipinit", "skipinit-reg"])
-def test_every_variant_learns_the_built_in_data_with_the_defaults(variant, tmp_path):
-    run = tmp_path / variant
-    result = skipfold(
-        "train", "--variant", variant, "--depth", "10", "--width", "1", "--epochs", "2",
-        "--out", run,
-    )  # fmt: skip
+def test_every_variant_learns_the_built_in_data_with_the_defaults(variant, default_run):
+    run, result = default_run(variant)  # tests/conftest.py: the real command, defaults
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["test_acc"] >= 0.90, rows

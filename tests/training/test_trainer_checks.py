@@ -32,10 +32,10 @@ def test_an_interruption_in_the_first_epoch_leaves_nothing(tmp_path, monkeypatch
 def test_an_interruption_later_keeps_the_finished_epochs_to_resume(tmp_path, monkeypatch):
     real = trainer.train_epoch
 
-    def second_interrupted(model, optimizer, data, plan, ddp, epoch, seed):
-        if epoch == 2:
+    def second_interrupted(*args, **kwargs):
+        if args[5] == 2:  # the epoch
             raise KeyboardInterrupt
-        return real(model, optimizer, data, plan, ddp, epoch, seed)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(trainer, "train_epoch", second_interrupted)
     config = TrainConfig(**TINY | {"epochs": 2})
@@ -69,3 +69,18 @@ def test_a_state_file_that_is_not_this_runs_is_a_clear_error(tmp_path):
         trainer.train(
             config.model_copy(update={"lr": 0.2, "epochs": 2}), tmp_path / "run", resume=True
         )
+
+
+def test_bf16_runs_the_steps_and_the_test_in_bfloat16_and_keeps_float32_weights(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    config = TrainConfig(**TINY | {"epochs": 1, "train_limit": 256})
+    fp32 = trainer.train(config, tmp_path / "fp32")
+    bf16 = trainer.train(config.model_copy(update={"precision": "bf16"}), tmp_path / "bf16")
+    # the same data, order and initial weights: the losses differ by bfloat16's rounding only
+    assert bf16["train_loss"] != fp32["train_loss"]
+    assert abs(bf16["train_loss"] - fp32["train_loss"]) < 0.05 * fp32["train_loss"]
+    weights = load_file(str(tmp_path / "bf16" / "model.safetensors"))
+    assert {w.dtype for w in weights.values() if w.is_floating_point()} == {torch.float32}
+    assert RunFolder(tmp_path / "bf16").read_config().recipe.precision == "bf16"

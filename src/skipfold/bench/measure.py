@@ -4,8 +4,8 @@ Every variant is warmed up, then all variants of one batch size run in short blo
 interleaved (A B C, C A B, ...: a fresh random order each round, so no variant always follows
 the same neighbour), until the duration is spent, so drift and noise hit all of them alike.
 Reported: median, p90, p99 of single-call latency and the spread of the per-round medians
-(p25-p75), with throughput, FLOPs per image and the implied GFLOP/s beside the machine's
-measured float32 matrix-multiply rate (the roof).
+(p25-p75), with throughput, FLOPs per image and the implied GFLOP/s (beside the roof of the
+model's precision: bench.roof).
 """
 
 from __future__ import annotations
@@ -59,13 +59,15 @@ def measure(
         progress.update(1)
 
 
-def summary(v: Variant, batch: int, roof_gflops: float) -> dict[str, Any]:
+def summary(v: Variant, batch: int) -> dict[str, Any]:
+    """One row of the table; `roof.apply_roofs` adds its fraction of the roof."""
     lat = np.array(v.latencies)
     p50 = float(np.median(lat))
     rounds = np.array(v.round_medians)
     gflops = v.flops_per_image * batch / p50 / 1e9 if v.flops_per_image else None
     return {
         "model": v.model,
+        "precision": v.precision,
         "engine": v.engine,
         "provider": v.provider,
         "level": v.level,
@@ -80,28 +82,7 @@ def summary(v: Variant, batch: int, roof_gflops: float) -> dict[str, Any]:
         "images_per_s": batch / float(lat.mean()),
         "flops_per_image": v.flops_per_image,
         "gflops": gflops,
-        "roof_fraction": gflops / roof_gflops if gflops and roof_gflops else None,
     }
-
-
-def matmul_roof(threads: int, size: int = 2048, repeats: int = 5) -> tuple[float, str]:
-    """The machine's float32 matrix-multiply rate (GFLOP/s) with the same thread budget."""
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-        a, b = torch.randn(size, size), torch.randn(size, size)
-        matmul, how = (lambda: a @ b), f"torch {size}x{size} float32 matmul"
-    except ImportError:
-        a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
-        matmul, how = (lambda: a @ a), f"numpy {size}x{size} float32 matmul"
-    matmul()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        matmul()
-        times.append(time.perf_counter() - started)
-    return 2 * size**3 / statistics.median(times) / 1e9, how
 
 
 def cpu_count() -> int:

@@ -9,6 +9,8 @@ from typing import Any
 
 from skipfold.common.io import atomic_path, write_bytes_atomic, write_json_atomic
 
+_REDUCED = ("-int8", "-bf16", "-fp16")
+
 
 def _find(rows: list[dict], **match: Any) -> dict | None:
     return next((r for r in rows if all(r.get(k) == v for k, v in match.items())), None)
@@ -37,10 +39,23 @@ def ratios(results: dict[str, Any], models: dict[str, dict[str, Any]]) -> list[d
                 }
             )
 
-    for what, top, bottom in (
+    pairs = [
         ("folded BN / SkipInit", "bn-folded", "skipinit"),
         ("unfolded BN / folded BN", "bn-unfolded", "bn-folded"),
-    ):
+    ]
+    # the same comparisons within each reduced precision, and each model against its float32
+    reduced = sorted({k.rsplit("-", 1)[1] for k in by_kind if k.endswith(_REDUCED)})
+    pairs += [
+        (f"{what} ({p})", f"{top}-{p}", f"{bottom}-{p}")
+        for p in reduced
+        for what, top, bottom in pairs
+    ]
+    pairs += [
+        (f"{kind} {p} / fp32", f"{kind}-{p}", kind)
+        for p in reduced
+        for kind in ("bn-folded", "bn-unfolded", "skipinit", "skipinit-reg")
+    ]
+    for what, top, bottom in pairs:
         a, b = by_kind.get(top), by_kind.get(bottom)
         for r in ort_rows:
             if a and b and r["model"] == a:
@@ -146,16 +161,43 @@ def _http_table(results: dict[str, Any]) -> list[str]:
     )
 
 
+NO_COST_BAND = 0.03  # |unfolded / folded - 1| below this: within one model's round spread here
+
+
+def folding_readings(results: dict[str, Any]) -> list[str]:
+    """Where unfolded BN costs something and where the runtime removes it, read from this run's
+    own unfolded / folded ratios."""
+    lines = []
+    for c in results.get("ratios", []):
+        if c["comparison"].startswith("unfolded BN / folded BN"):
+            precision = c["comparison"].partition("(")[2].rstrip(")") or "fp32"
+            where = f"- {precision}, level {c['level']}, batch {c['batch']}, {c['provider']}"
+            excess = c["ratio"] - 1
+            if excess > NO_COST_BAND:
+                lines.append(f"{where}: unfolded BN costs {100 * excess:.0f}%")
+            elif excess >= -NO_COST_BAND:
+                lines.append(f"{where}: no measurable cost ({c['ratio']:.3f}): the runtime "
+                             "removes or hides the BNs itself")  # fmt: skip
+            else:
+                lines.append(f"{where}: unfolded ran faster ({c['ratio']:.3f}): noise or a kernel")
+    return ["", "Where folding matters (unfolded / folded p50):", *lines] if lines else []
+
+
 def markdown(results: dict[str, Any], command: str) -> str:
     lines = [
         f"Command: `{command}`  ",
         f"Machine: {results['machine']}; {results['threads']} intra-op threads; "
         f"ONNX Runtime {results['onnxruntime_version']}; skipfold {results['skipfold_version']}  ",
-        f"Roof: {results['roof_gflops']:.0f} GFLOP/s ({results['roof_method']})",
+        *[
+            f"Roof, {precision}: {roof['gops']:.0f} G{'FLOP' if precision == 'fp32' else 'OP'}/s "
+            f"({roof['method']})  "
+            for precision, roof in results.get("roofs", {}).items()
+        ],
         *_in_process_table(results),
     ]
     if results.get("ratios"):
         lines += _ratio_table(results)
+        lines += folding_readings(results)
     if results.get("http_overhead"):
         lines += _overhead_table(results["http_overhead"])
     if results.get("http"):

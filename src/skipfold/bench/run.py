@@ -14,7 +14,8 @@ import numpy as np
 import onnxruntime as ort
 
 from skipfold.bench.http_load import http_load, http_overhead
-from skipfold.bench.measure import cpu_count, machine_description, matmul_roof, measure, summary
+from skipfold.bench.measure import cpu_count, machine_description, measure, summary
+from skipfold.bench.roof import apply_roofs, measure_roofs
 from skipfold.bench.variants import input_size, onnx_variants, torch_variants
 from skipfold.formats.model_card import ModelCard
 from skipfold.formats.model_repository import INPUT_NAME, ModelRepository
@@ -63,7 +64,6 @@ def _in_process(
     config: BenchConfig,
     models: dict[str, Path],
     cards: dict[str, ModelCard | None],
-    roof: float,
     progress_factory: Callable[..., Any],
 ) -> tuple[list[dict[str, Any]], list[str]]:
     threads = config.thread_count
@@ -79,7 +79,7 @@ def _in_process(
         for batch in config.batch_sizes:
             progress.set_postfix(batch=batch)
             measure(variants, batch, config.duration, progress, rng)
-            rows += [summary(v, batch, roof) for v in variants]
+            rows += [summary(v, batch) for v in variants]
     return rows, notes
 
 
@@ -123,8 +123,9 @@ def run_bench(config: BenchConfig, progress_factory: Callable[..., Any]) -> dict
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch starts its pool
     models = repo_models(config)
     cards = {name: ModelCard.read(path) for name, path in models.items()}
-    roof, roof_how = matmul_roof(config.thread_count)
-    rows, notes = _in_process(config, models, cards, roof, progress_factory)
+    rows, notes = _in_process(config, models, cards, progress_factory)
+    roofs = measure_roofs(config.thread_count) if config.device == "cpu" else {}
+    apply_roofs(rows, roofs)
     overhead, http_rows = _over_http(config, models, progress_factory) if config.url else (None, [])
     described = {
         name: {
@@ -133,6 +134,7 @@ def run_bench(config: BenchConfig, progress_factory: Callable[..., Any]) -> dict
             "depth": card.depth,
             "width": card.width,
             "folded": card.folded,
+            "precision": card.precision,
             "flops_per_image": card.flops_per_image,
             "parameters": card.parameters,
         }
@@ -148,8 +150,7 @@ def run_bench(config: BenchConfig, progress_factory: Callable[..., Any]) -> dict
         "threads": config.thread_count,
         "device": config.device,
         "duration_s": config.duration,
-        "roof_gflops": roof,
-        "roof_method": roof_how,
+        "roofs": {p: {"gops": r.gops, "method": r.method} for p, r in roofs.items()},
         "notes": notes,
         "in_process": rows,
         "http_overhead": overhead,

@@ -26,6 +26,7 @@ class Variant:
     flops_per_image: int
     input_size: tuple[int, int]  # (height, width) of the uint8 images it takes
     run: Callable[[np.ndarray], Any]
+    precision: str = "fp32"  # the model card's
     latencies: list[float] = field(default_factory=list)
     round_medians: list[float] = field(default_factory=list)
 
@@ -56,14 +57,18 @@ def onnx_variants(
             def run(images: np.ndarray, session: Any = session) -> Any:
                 return session.run(None, {INPUT_NAME: images})
 
-            variants.append(Variant(name, "onnxruntime", provider, level, flops, size, run))
+            precision = card.precision if card else "fp32"
+            variants.append(
+                Variant(name, "onnxruntime", provider, level, flops, size, run, precision)
+            )
     return variants
 
 
 def torch_variants(
     cards: dict[str, ModelCard | None], device: str, threads: int, compile: bool
 ) -> tuple[list[Variant], str]:
-    """The same networks in PyTorch (random weights: latency does not depend on their values)."""
+    """The same float32 networks in PyTorch (random weights: latency does not depend on their
+    values)."""
     try:
         import torch
 
@@ -76,8 +81,8 @@ def torch_variants(
     target = "cuda" if device in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
     variants = []
     for name, card in cards.items():
-        if card is None:
-            continue  # not a skipfold model: nothing to rebuild
+        if card is None or card.precision != "fp32":
+            continue  # not a skipfold model, or not a float32 one: nothing to rebuild
         network = build_model(card.variant, card.depth, card.width, len(card.classes)).eval()
         if card.folded:
             network = fold_model(network)

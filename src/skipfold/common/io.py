@@ -65,3 +65,11 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     """JSON with 2-space indent; NaN and inf are refused (they are not JSON)."""
     text = json.dumps(obj, indent=2, allow_nan=False) + "\n"
     write_bytes_atomic(path, text.encode())
+
+
+def cache_dir() -> Path:
+    """Where made data is kept between runs: $SKIPFOLD_CACHE, else $XDG_CACHE_HOME/skipfold,
+    else ~/.cache/skipfold."""
+    if os.environ.get("SKIPFOLD_CACHE"):
+        return Path(os.environ["SKIPFOLD_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "skipfold"

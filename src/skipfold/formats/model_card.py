@@ -33,6 +33,40 @@ class Verification(BaseModel):
     tolerance: float
 
 
+Precision = Literal["fp32", "int8"]
+PRECISIONS: tuple[str, ...] = Precision.__args__
+
+
+class Quantization(BaseModel):
+    """How an int8 graph was made from the float32 one."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tool: str  # e.g. "onnxruntime 1.32.0 quantize_static"
+    format: str = "QDQ"
+    weights: str = "int8, per channel"
+    activations: str  # "uint8" or "int8", per tensor
+    calibration_method: str  # minmax, entropy, percentile
+    calibration_images: int  # drawn at random from the run's training images
+
+
+class AccuracyCheck(BaseModel):
+    """A reduced-precision graph against its float32 graph, on the run's labelled test images,
+    both in ONNX Runtime as served."""
+
+    model_config = ConfigDict(frozen=True)
+
+    images: int
+    reference_accuracy: float  # the float32 graph's
+    accuracy: float
+    top1_agreement: float
+    max_drop_points: float  # the limit the export was held to
+
+    @property
+    def drop_points(self) -> float:
+        return 100 * (self.reference_accuracy - self.accuracy)
+
+
 class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -55,14 +89,20 @@ class ModelCard(BaseModel):
     flops_per_image: int  # 2 x the multiply-adds of every conv and linear layer
     op_counts: dict[str, int] = {}
     op_counts_unfolded: dict[str, int] = {}
-    verification: Verification | None = None
+    verification: Verification | None = None  # the float32 graph against PyTorch
+    precision: Precision = "fp32"
+    quantization: Quantization | None = None  # int8
+    accuracy_check: AccuracyCheck | None = None  # int8
 
     @property
     def kind(self) -> str:
-        """'bn-folded', 'bn-unfolded', 'skipinit', ...: what the latency comparison compares."""
+        """'bn-folded', 'bn-unfolded', 'skipinit', 'bn-folded-int8', ...: what the latency
+        comparison compares."""
         if self.variant == "bn":
-            return "bn-folded" if self.folded else "bn-unfolded"
-        return self.variant
+            kind = "bn-folded" if self.folded else "bn-unfolded"
+        else:
+            kind = self.variant
+        return kind if self.precision == "fp32" else f"{kind}-{self.precision}"
 
     def to_metadata(self) -> dict[str, str]:
         """ONNX metadata_props: strings as they are, everything else as JSON ('' for none)."""

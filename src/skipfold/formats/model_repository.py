@@ -15,13 +15,13 @@ and skipped here).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,9 @@ _SCHEMA: dict[str, list[tuple[str, str, bool]]] = {
     "All": [],
     "Opaque": [],  # a message skipfold does not read: its fields are skipped
     "VersionPolicy": [("all", "All", False)],
+    # Triton's `map<string, ModelParameter> parameters`: a map is its entries in text format
+    "ModelParameter": [("string_value", "string", False)],
+    "ParameterEntry": [("key", "string", False), ("value", "ModelParameter", False)],
     "Input": [
         ("name", "string", False),
         ("data_type", "DataType", False),
@@ -99,6 +102,7 @@ _SCHEMA: dict[str, list[tuple[str, str, bool]]] = {
         ("version_policy", "VersionPolicy", False),
         ("input", "Input", True),
         ("output", "Output", True),
+        ("parameters", "ParameterEntry", True),
         # Lists of messages Triton users add: declared so that their `[ {...} ]` form parses.
         ("instance_group", "Opaque", True),
         ("model_warmup", "Opaque", True),
@@ -136,7 +140,7 @@ def _config_message() -> Any:
     return message_factory.GetMessages([file])[f"{package}.ModelConfig"]
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """config.pbtxt of an image classifier: uint8 NHWC images in, float32 class scores out."""
 
@@ -146,6 +150,13 @@ class ModelConfig:
     num_classes: int | None  # None if the outputs do not say
     input_name: str = INPUT_NAME
     output_names: tuple[str, ...] = OUTPUT_NAMES
+    parameters: tuple[tuple[str, str], ...] = ()  # e.g. (("precision", "int8"),)
+
+    def signature(self) -> tuple:
+        """What the versions of one model must share: its inputs, outputs, batch size and
+        precision (parameters users add for Triton, such as thread counts, may differ)."""
+        precision = dict(self.parameters).get("precision", "fp32")
+        return (*dataclasses.astuple(self)[:-1], precision)
 
     def to_pbtxt(self) -> str:
         from google.protobuf import text_format
@@ -171,6 +182,8 @@ class ModelConfig:
                 dims=[self.num_classes],
                 label_filename=LABELS_FILE if output == PROBABILITIES else "",
             )
+        for key, value in self.parameters:
+            config.parameters.add(key=key).value.string_value = value
         return text_format.MessageToString(config, use_short_repeated_primitives=True)
 
     @classmethod
@@ -193,6 +206,7 @@ class ModelConfig:
             num_classes=classes.pop() if len(classes) == 1 else None,
             input_name=config.input[0].name if config.input else INPUT_NAME,
             output_names=tuple(o.name for o in config.output) or OUTPUT_NAMES,
+            parameters=tuple(sorted((p.key, p.value.string_value) for p in config.parameters)),
         )
 
 
@@ -287,15 +301,23 @@ class ModelRepository:
         classes: Sequence[str],
         input_size: Sequence[int],
         max_batch_size: int,
+        parameters: Mapping[str, str] | None = None,
     ) -> tuple[int, Path]:
-        """Add `model_bytes` as the next version of `name`; return (version, model.onnx path)."""
+        """Add `model_bytes` as the next version of `name`; return (version, model.onnx path).
+        `parameters` go into config.pbtxt's `parameters` (Triton's string map)."""
         check_name(name)
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
         if any("\n" in c for c in classes):
             raise ValueError("class names cannot contain line breaks")
         height, width = input_size
-        config = ModelConfig(name, max_batch_size, (int(height), int(width)), len(classes))
+        config = ModelConfig(
+            name,
+            max_batch_size,
+            (int(height), int(width)),
+            len(classes),
+            parameters=tuple(sorted((parameters or {}).items())),
+        )
         labels = "".join(f"{c}\n" for c in classes).encode()
         self.check_writable()
         self.path.mkdir(parents=True, exist_ok=True)
@@ -352,10 +374,12 @@ class ModelRepository:
         if not model_dir.is_dir() or not config_path.is_file():
             raise ValueError(f"{model_dir} exists but has no {CONFIG_FILE}: not a model folder")
         existing = ModelConfig.parse(config_path.read_text(), source=str(config_path))
-        if existing != config or (labels_path.is_file() and labels_path.read_bytes() != labels):
+        if existing.signature() != config.signature() or (
+            labels_path.is_file() and labels_path.read_bytes() != labels
+        ):
             raise ValueError(
-                f"{model_dir} holds a model with a different signature (classes, input size or "
-                "max batch size); export under another --name"
+                f"{model_dir} holds a model with a different signature (classes, input size, "
+                "max batch size or precision); export under another --name"
             )
         if not labels_path.is_file():
             write_bytes_atomic(labels_path, labels)

@@ -1,0 +1,67 @@
+"""The roof: measured with ONNX Runtime's own kernels, never below a measured row."""
+
+import pytest
+
+from skipfold.bench.roof import (
+    FLOAT,
+    INT8,
+    INT32,
+    UINT8,
+    Roof,
+    apply_roofs,
+    matmul_model,
+    measure_roofs,
+)
+
+
+def test_the_matmul_graphs_built_without_the_onnx_package_are_valid_onnx():
+    onnx = pytest.importorskip("onnx")
+    for op, types in (("MatMul", (FLOAT,) * 3), ("MatMulInteger", (UINT8, INT8, INT32))):
+        model = onnx.load_from_string(matmul_model(op, *types))
+        onnx.checker.check_model(model, full_check=True)
+        assert [n.op_type for n in model.graph.node] == [op]
+        dims = [[d.dim_param for d in v.type.tensor_type.shape.dim] for v in model.graph.input]
+        assert dims == [["m", "k"], ["k", "n"]]
+
+
+def test_the_roofs_are_onnx_runtimes_matrix_multiply_rates():
+    roofs = measure_roofs(threads=1, repeats=1)
+    assert set(roofs) == {"fp32", "int8"}
+    assert 1 < roofs["fp32"].gops < 10_000 and 1 < roofs["int8"].gops < 100_000
+    assert "MatMul float32" in roofs["fp32"].method
+    assert "MatMulInteger u8s8" in roofs["int8"].method
+
+
+def test_no_row_reads_over_the_roof_of_its_precision():
+    roofs = {"fp32": Roof(100.0, "measured"), "int8": Roof(400.0, "measured")}
+    rows = [
+        {"precision": "fp32", "gflops": 50.0},
+        {"precision": "fp32", "gflops": 150.0},  # faster than the kernels measured
+        {"precision": "int8", "gflops": 200.0},
+        {"precision": "int8", "gflops": None},
+    ]
+    apply_roofs(rows, roofs)
+    assert [r["roof_fraction"] for r in rows] == [50 / 150, 1.0, 0.5, None]
+    assert roofs["fp32"].gops == 150.0 and "raised to 150" in roofs["fp32"].method
+    assert roofs["int8"].gops == 400.0 and roofs["int8"].method == "measured"
+
+
+def test_the_report_reads_where_folding_costs_something_from_its_own_ratios():
+    from skipfold.bench.report import folding_readings
+
+    def ratio(what: str, value: float) -> dict:
+        return {"comparison": what, "level": "all", "batch": 1, "provider": "CPU", "ratio": value}
+
+    lines = folding_readings(
+        {
+            "ratios": [
+                ratio("unfolded BN / folded BN", 1.01),
+                ratio("unfolded BN / folded BN (int8)", 1.5),
+                ratio("folded BN / SkipInit", 1.2),
+            ]
+        }
+    )
+    assert lines[1] == "Where folding matters (unfolded / folded p50):"
+    assert "fp32, level all, batch 1, CPU: no measurable cost (1.010)" in lines[2]
+    assert lines[3] == "- int8, level all, batch 1, CPU: unfolded BN costs 50%"
+    assert len(lines) == 4

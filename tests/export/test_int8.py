@@ -1,0 +1,120 @@
+"""`skipfold export --precision int8` on networks trained with the defaults: calibrated,
+held to the accuracy limit, and served with the labels of the float32 model."""
+
+import json
+
+import httpx
+import onnx
+import pytest
+
+from skipfold import demo
+from skipfold.formats.model_card import ModelCard
+from tests.helpers import Server, skipfold
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def int8_repo(default_run, tmp_path_factory):
+    repo = tmp_path_factory.mktemp("int8") / "repo"
+    printed = {}
+    for variant in ("bn", "skipinit"):
+        run, trained = default_run(variant)
+        assert trained.returncode == 0, trained.stderr
+        for precision in ("fp32", "int8"):
+            result = skipfold("export", run, "--repo", repo, "--precision", precision)
+            assert result.returncode == 0, result.stderr
+            printed[variant, precision] = result.stdout
+    return repo, printed
+
+
+def test_int8_keeps_the_accuracy_and_says_so_in_the_card_and_the_config(int8_repo):
+    repo, printed = int8_repo
+    for variant in ("bn", "skipinit"):
+        card = ModelCard.read(repo / f"{variant}-int8" / "1" / "model.onnx")
+        assert card.precision == "int8" and card.kind.endswith("-int8")
+        assert card.quantization.calibration_images == 256
+        check = card.accuracy_check
+        assert check.images == 2000 and check.drop_points <= 0.5, check
+        assert check.reference_accuracy >= 0.9 and check.top1_agreement >= 0.95
+        assert f"drop {check.drop_points:.2f} points" in printed[variant, "int8"]
+        ops = {node.op_type for node in onnx.load(repo / f"{variant}-int8/1/model.onnx").graph.node}
+        assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+        config = (repo / f"{variant}-int8" / "config.pbtxt").read_text()
+        assert 'key: "precision"' in config and 'string_value: "int8"' in config
+        assert "precision" not in (repo / variant / "config.pbtxt").read_text()
+
+
+def test_a_served_int8_model_answers_with_the_fp32_models_labels(int8_repo, tmp_path):
+    repo, _ = int8_repo
+    samples = demo.write_samples(tmp_path / "samples")
+    server = Server(repo)
+    try:
+        server.wait_ready()
+        listed = {m["name"]: m for m in httpx.get(f"{server.url}/models").json()["models"]}
+        assert listed["bn-int8"]["precision"] == "int8" and listed["bn"]["precision"] == "fp32"
+        assert listed["bn-int8"]["accuracy_check"]["images"] == 2000
+        for variant in ("bn", "skipinit"):
+            labels = {}
+            for name in (variant, f"{variant}-int8"):
+                labels[name] = [
+                    httpx.post(
+                        f"{server.url}/predict?model={name}",
+                        content=path.read_bytes(),
+                        headers={"Content-Type": "image/png"},
+                    ).json()["results"][0]["predictions"][0]["label"]
+                    for path in samples
+                ]
+            assert labels[variant] == labels[f"{variant}-int8"], labels
+            # the networks learned the shapes: most samples get their own class
+            right = sum(
+                label == path.stem for label, path in zip(labels[variant], samples, strict=True)
+            )
+            assert right >= 8, labels
+    finally:
+        server.stop()
+
+
+def test_an_int8_export_past_the_accuracy_limit_is_refused_and_writes_nothing(
+    default_run, tmp_path
+):
+    run, _ = default_run("bn")
+    repo = tmp_path / "repo"
+    # one calibration image: activation ranges too narrow, so the int8 graph clips and loses
+    # some accuracy (0.30 points here), which a limit of 0 refuses
+    result = skipfold(
+        "export", run, "--repo", repo, "--precision", "int8", "--calibration-images", "1",
+        "--max-accuracy-drop", "0",
+    )  # fmt: skip
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert "accuracy drop" in line and "exceeds --max-accuracy-drop 0; nothing written" in line
+    drop = float(line.split("accuracy drop ")[1].split(" points")[0])
+    assert drop > 0
+    assert not repo.exists() or not any(repo.iterdir())
+
+
+def test_the_bench_gives_int8_its_own_roof_and_no_pytorch_row(int8_repo, tmp_path):
+    repo, _ = int8_repo
+    out = tmp_path / "bench"
+    result = skipfold(
+        *("bench", "--repo", repo, "--out", out, "--batch-sizes", "1"),
+        *("--levels", "all", "--duration", "0.3", "--threads", "1"),
+    )
+    assert result.returncode == 0, result.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["roofs"]) == {"fp32", "int8"}
+    assert results["roofs"]["int8"]["gops"] > results["roofs"]["fp32"]["gops"]
+    rows = results["in_process"]
+    assert {(r["model"], r["engine"]) for r in rows if r["engine"] != "onnxruntime"} == {
+        ("bn", "torch-eager"),
+        ("skipinit", "torch-eager"),
+    }
+    assert all(0 < r["roof_fraction"] <= 1 for r in rows), rows
+    assert {r["precision"] for r in rows} == {"fp32", "int8"}
+    report = (out / "results.md").read_text()
+    assert "Roof, int8:" in report
+    comparisons = {c["comparison"] for c in results["ratios"]}
+    assert {"bn-folded int8 / fp32", "skipinit int8 / fp32", "folded BN / SkipInit (int8)"} <= (
+        comparisons
+    )
