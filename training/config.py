@@ -77,7 +77,7 @@ class TrainConfig(BaseModel):
     device: Device = "auto"  # auto: cuda when available, else cpu
     # bf16: convolutions in bfloat16 under autocast (weights, optimizer and BN statistics stay
     # float32). auto: bf16 on CUDA, float32 on the CPU, where bf16 is fast only on CPUs with
-    # AVX512-BF16 or AMX: 1.55x the images/s of float32 on the 2-core AVX512-BF16 machine
+    # AVX512-BF16 or AMX: 1.5x the images/s of float32 on the 2-core AVX512-BF16 machine
     precision: Precision = "auto"
     compile: bool = False  # torch.compile the training step's model (GPU: worth it on long runs)
     sync_bn: bool = False  # under torchrun on CUDA: SyncBatchNorm over all ranks' batches
