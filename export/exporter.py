@@ -97,6 +97,7 @@ def build(
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be {MIN_OPSET} or later, got {opset}")
     folder = RunFolder(run)
+    int8_data = _int8_data(folder, int8) if precision == "int8" else None  # checked first
     model, config = load_trained(folder)
     data = config.data
     per_image = data.standardize == "per-image"
@@ -114,8 +115,8 @@ def build(
         graph.SerializeToString(), model, data.mean, data.std, check, per_image=per_image
     )
     reduced: dict = {}
-    if precision == "int8":
-        graph, reduced = _quantized(graph, folder, int8)
+    if int8_data is not None:
+        graph, reduced = _quantized(graph, int8_data, int8)
     card = ModelCard(
         classes=data.classes,
         input_size=data.input_size,
@@ -145,13 +146,16 @@ def build(
     return ExportedModel(graph.SerializeToString(deterministic=True), card)
 
 
-def _quantized(
-    graph: onnx.ModelProto, folder: RunFolder, options: Int8Options
-) -> tuple[onnx.ModelProto, dict]:
-    """The int8 graph and its card fields: calibrated on the run's training images, checked on
-    its test images against the float32 graph."""
-    import onnxruntime
+@dataclass(frozen=True)
+class _Int8Data:
+    calibration: np.ndarray  # uint8 training images, drawn at random
+    test_images: np.ndarray
+    test_labels: np.ndarray
 
+
+def _int8_data(folder: RunFolder, options: Int8Options) -> _Int8Data:
+    """The run's own images for calibration and the accuracy check, loaded before any export
+    work so that missing data or too many calibration images is said at once."""
     from skipfold.training.datasets import load_dataset
 
     config = folder.read_config()
@@ -159,12 +163,23 @@ def _quantized(
         data = load_dataset(
             config.data.dataset, config.data.data_dir, seed=config.recipe.seed, download=False
         ).limit(config.recipe.train_limit, config.recipe.test_limit)
+        calibration = calibration_sample(data.train_images, options.calibration_images)
     except (OSError, ValueError) as exc:
         raise ValueError(
-            f"int8 needs the run's data for calibration and the accuracy check: {exc}"
+            f"int8 needs the run's data for calibration and the check: {exc}"
         ) from None
-    calibration = calibration_sample(data.train_images, options.calibration_images)
-    quantized = quantize_int8(graph, calibration, options.calibration_method, options.activations)
+    return _Int8Data(calibration, data.test_images, data.test_labels)
+
+
+def _quantized(
+    graph: onnx.ModelProto, data: _Int8Data, options: Int8Options
+) -> tuple[onnx.ModelProto, dict]:
+    """The int8 graph and its card fields, checked against the float32 graph on the run's test
+    images."""
+    import onnxruntime
+
+    method, activations = options.calibration_method, options.activations
+    quantized = quantize_int8(graph, data.calibration, method, activations)
     figures = check_accuracy_drop(
         graph.SerializeToString(),
         quantized.SerializeToString(),
@@ -175,9 +190,9 @@ def _quantized(
     fields = {
         "quantization": Quantization(
             tool=f"onnxruntime {onnxruntime.__version__} quantize_static",
-            activations=options.activations,
-            calibration_method=options.calibration_method,
-            calibration_images=len(calibration),
+            activations=activations,
+            calibration_method=method,
+            calibration_images=len(data.calibration),
         ),
         "accuracy_check": AccuracyCheck(**figures),
     }

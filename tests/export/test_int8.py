@@ -1,6 +1,7 @@
 """`skipfold export --precision int8` on networks trained with the defaults: calibrated,
 held to the accuracy limit, and served with the labels of the float32 model."""
 
+import argparse
 import json
 
 import httpx
@@ -118,3 +119,37 @@ def test_the_bench_gives_int8_its_own_roof_and_no_pytorch_row(int8_repo, tmp_pat
     assert {"bn-folded int8 / fp32", "skipinit int8 / fp32", "folded BN / SkipInit (int8)"} <= (
         comparisons
     )
+
+
+def test_too_many_calibration_images_is_one_line_before_any_export_work(default_run, tmp_path):
+    run, _ = default_run("bn")
+    repo = tmp_path / "repo"
+    result = skipfold(
+        "export", run, "--repo", repo, "--precision", "int8", "--calibration-images", "20000"
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert "20000 calibration images asked for; the run has 10000" in line, line
+    assert not repo.exists()
+
+
+def test_the_command_line_offers_what_the_exporter_takes():
+    """export/cli.py repeats the choices and defaults so that --help imports nothing heavy."""
+    from skipfold.export import cli, exporter, quantize
+    from skipfold.formats import model_card
+
+    assert cli.PRECISIONS == model_card.PRECISIONS
+    assert cli.CALIBRATION_METHODS == quantize.CALIBRATION_METHODS
+    assert cli.ACTIVATION_TYPES == quantize.ACTIVATION_TYPES
+    options = exporter.Int8Options()
+    assert options.calibration_images == cli.DEFAULT_CALIBRATION_IMAGES
+    assert options.max_accuracy_drop == cli.DEFAULT_MAX_ACCURACY_DROP
+    assert (exporter.MIN_OPSET, exporter.DEFAULT_MAX_BATCH_SIZE) == (
+        cli.MIN_OPSET,
+        cli.DEFAULT_MAX_BATCH_SIZE,
+    )
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    defaults = {a.dest: a.default for a in parser._actions}
+    assert defaults["calibration_method"] == options.calibration_method
+    assert defaults["activations"] == options.activations
