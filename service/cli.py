@@ -14,7 +14,7 @@ from typing import Any
 
 from skipfold.common import arguments
 from skipfold.formats.model_repository import parse_selection
-from skipfold.service.choices import DEVICES, LEVELS, LOG_LEVELS
+from skipfold.service.choices import DEVICES, ENGINES, INFERENCE_PRECISIONS, LEVELS, LOG_LEVELS
 
 # flag: (settings field, type or choices, default shown in --help, help)
 SETTINGS_FLAGS: dict[str, tuple[str, Callable[[str], Any] | tuple[str, ...], str, str]] = {
@@ -44,6 +44,32 @@ SETTINGS_FLAGS: dict[str, tuple[str, Callable[[str], Any] | tuple[str, ...], str
         LEVELS,
         "all",
         "ONNX Runtime graph optimizations",
+    ),
+    "--engine": (
+        "engine",
+        ENGINES,
+        "onnxruntime",
+        "openvino: OpenVINO's runtime on the CPU (pip install 'skipfold[openvino]'), each model "
+        "checked against ONNX Runtime when it loads",
+    ),
+    "--inference-precision": (
+        "inference_precision",
+        INFERENCE_PRECISIONS,
+        "auto: bf16 under openvino where the CPU has it, else fp32",
+        "float format the engine computes in",
+    ),
+    "--engine-tolerance": (
+        "engine_tolerance",
+        arguments.at_least(0, float),
+        "0.05",
+        "openvino: largest median class-probability difference from ONNX Runtime on the load "
+        "check's images",
+    ),
+    "--engine-min-agreement": (
+        "engine_min_agreement",
+        arguments.fraction,
+        "0.9",
+        "openvino: least top-1 agreement with ONNX Runtime on the load check's images",
     ),
     "--models": (
         "models",

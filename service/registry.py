@@ -15,6 +15,7 @@ import numpy as np
 
 from skipfold.formats.model_card import ModelCard
 from skipfold.formats.model_repository import ModelConfig, ModelRepository, RepositoryError
+from skipfold.service.engine_check import EngineCheck, check_engine
 from skipfold.service.runtime import Runner, create_session, resolve_providers
 from skipfold.service.settings import Settings
 
@@ -32,7 +33,7 @@ class ServedModel:
     name: str
     version: int
     path: Path
-    runner: Runner
+    runner: Runner  # or an OpenVINORunner: the same interface
     classes: list[str]
     input_size: tuple[int, int]
     max_batch_size: int
@@ -40,6 +41,9 @@ class ServedModel:
     metadata: dict[str, str] = field(default_factory=dict)  # the graph's metadata_props, raw
     # One image's run time, measured in the warm-up (the fastest run); inf until measured.
     seconds_per_image: float = float("inf")
+    engine: str = "onnxruntime"
+    inference_precision: str = "fp32"  # what the engine computes float layers in
+    engine_check: EngineCheck | None = None  # another engine or precision vs ONNX Runtime
 
     @property
     def input_name(self) -> str:
@@ -67,6 +71,9 @@ class ServedModel:
             "accuracy_check": card.accuracy_check.model_dump()
             if card and card.accuracy_check
             else None,
+            "engine": self.engine,
+            "inference_precision": self.inference_precision,
+            "engine_check": self.engine_check.as_dict() if self.engine_check else None,
             "execution_providers": self.runner.providers,
         }
 
@@ -114,7 +121,7 @@ def load_model(
     except ValueError as exc:
         raise RepositoryError(str(exc)) from None
     classes = _classes(card, repository, name, session.get_outputs()[0].shape[-1])
-    return ServedModel(
+    model = ServedModel(
         name=name,
         version=version,
         path=path,
@@ -125,6 +132,32 @@ def load_model(
         card=card,
         metadata=metadata,
     )
+    if settings.engine == "openvino":
+        _on_openvino(model, settings)
+    return model
+
+
+def _on_openvino(model: ServedModel, settings: Settings) -> None:
+    """Compile the model with OpenVINO and check it against its ONNX Runtime session, which
+    then goes (the model is served by OpenVINO alone)."""
+    from skipfold.service import openvino_runtime
+
+    quantized = model.card is not None and model.card.precision != "fp32"
+    precision = openvino_runtime.resolve_precision(settings.inference_precision, quantized)
+    try:
+        runner = openvino_runtime.OpenVINORunner(model.path, settings.intra_op_threads, precision)
+    except Exception as exc:  # OpenVINO raises its own exception types
+        raise RepositoryError(f"{model.path}: OpenVINO cannot compile it: {exc}") from None
+    reference = model.runner
+    model.engine_check = check_engine(
+        runner,
+        reference,
+        reference.output_names,
+        model.input_size,
+        (settings.engine_tolerance, settings.engine_min_agreement),
+        f"{model.name} version {model.version} on OpenVINO {precision}",
+    )
+    model.runner, model.engine, model.inference_precision = runner, "openvino", precision
 
 
 def _classes(

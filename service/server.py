@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 
 from skipfold.service.app import create_app
+from skipfold.service.engine_check import EngineCheckError
 from skipfold.service.memory import Heap
 from skipfold.service.protocol import TimedHttpProtocol
 from skipfold.service.registry import RepositoryError
@@ -63,7 +64,7 @@ class _CleanStartupFailure:
         async def clean_send(message: Any) -> None:
             if message["type"] == "lifespan.startup.failed":
                 last = message.get("message", "").strip().splitlines()[-1:] or [""]
-                for error in (RepositoryError, DeviceError):
+                for error in (RepositoryError, DeviceError, EngineCheckError):
                     prefix = f"{error.__module__}.{error.__qualname__}: "
                     if last[0].startswith(prefix):
                         message = {**message, "message": "cannot start: " + last[0][len(prefix) :]}

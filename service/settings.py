@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from skipfold.formats.model_repository import parse_selection
-from skipfold.service.choices import Device, LogLevel, OptimizationLevel
+from skipfold.service.choices import (
+    Device,
+    Engine,
+    InferencePrecision,
+    LogLevel,
+    OptimizationLevel,
+)
 
 
 def _cpu_count() -> int:
@@ -38,6 +44,28 @@ class Settings(BaseSettings):
         "1 x all cores is the lowest latency, N x cores/N the most throughput under load",
     )
     optimization_level: OptimizationLevel = "all"
+    engine: Engine = Field(
+        "onnxruntime",
+        description="onnxruntime: every device, exactly the exported graph; openvino: CPU only, "
+        "bf16 on CPUs that have it (2-3x faster there), checked against ONNX Runtime at load",
+    )
+    inference_precision: InferencePrecision = Field(
+        "auto",
+        description="the float format the engine computes in (bf16 and fp16: openvino only); "
+        "auto: bf16 where the CPU has it under openvino, else fp32",
+    )
+    engine_tolerance: float = Field(
+        0.05,
+        ge=0,
+        description="openvino: largest median class-probability difference from ONNX Runtime "
+        "on the check images before a model is refused",
+    )
+    engine_min_agreement: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="openvino: least top-1 agreement with ONNX Runtime on the check images",
+    )
     models: str = Field(
         "",
         description="comma-separated model names to serve, each optionally pinned "
@@ -89,6 +117,17 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_key_means_none(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value() else None
+
+    @model_validator(mode="after")
+    def _engine_fits(self) -> Settings:
+        if self.engine == "openvino" and self.device != "cpu":
+            raise ValueError(f"engine openvino runs on the CPU only, not device {self.device}")
+        if self.engine == "onnxruntime" and self.inference_precision not in ("auto", "fp32"):
+            raise ValueError(
+                f"inference_precision {self.inference_precision} needs engine openvino "
+                "(ONNX Runtime computes a graph in the precision it was exported in)"
+            )
+        return self
 
     def pinned_versions(self) -> dict[str, list[int]]:
         """`models` parsed: name -> pinned versions (an empty list means the latest)."""

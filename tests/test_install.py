@@ -183,6 +183,8 @@ def test_the_serving_tests_pass_without_torch(venv, clone):
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     skipped = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
-    # only the tests of models trained and exported by torch, which this install cannot make
-    assert all("could not import 'torch'" in line for line in skipped), skipped
+    # only the tests of models trained and exported by torch, which this install cannot make,
+    # and those of the OpenVINO engine, which [serve] leaves to skipfold[openvino]
+    allowed = ("could not import 'torch'", "could not import 'openvino'")
+    assert all(any(reason in line for reason in allowed) for line in skipped), skipped
     assert " passed" in result.stdout and " failed" not in result.stdout

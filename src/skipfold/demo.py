@@ -127,7 +127,8 @@ class _Quiet:
 
 
 def _latency_table(repo: Path) -> None:
-    from skipfold.bench.report import markdown, ratios
+    from skipfold.bench.ratios import ratios
+    from skipfold.bench.report import markdown
     from skipfold.bench.run import BenchConfig, run_bench
 
     print("\nlatency, batch 1, in-process ONNX Runtime (3 s per batch size, interleaved):")

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from skipfold.bench import wrk
 from tests.helpers import Server, skipfold
 
 pytestmark = pytest.mark.e2e
@@ -19,6 +20,7 @@ def test_bench_in_process_and_over_http_writes_every_output(repo, tmp_path):
     try:
         result = skipfold(
             *("bench", "--repo", repo, "--models", "bn,bn-unfolded,skipinit", "--no-torch"),
+            *("--engines", "onnxruntime"),
             *("--out", out, "--batch-sizes", "1,2", "--levels", "disabled,all"),
             *("--duration", "0.3", "--threads", "1", "--url", server.url),
             *("--concurrency", "1,2", "--http-model", "skipinit"),
@@ -60,13 +62,7 @@ def test_bench_in_process_and_over_http_writes_every_output(repo, tmp_path):
     assert {"folded BN / SkipInit", "unfolded BN / folded BN"} <= comparisons
     for c in results["ratios"]:
         assert math.isfinite(c.get("ratio", c.get("difference_ms")))
-    overhead = results["http_overhead"]
-    assert overhead["model"] == "skipinit" and overhead["errors"] == 0 and overhead["rounds"] >= 5
-    for key in ("http", "in_process", "health"):
-        assert 0 < overhead[f"{key}_p50_ms"] <= overhead[f"{key}_p90_ms"], (key, overhead)
-    # POST /predict does everything GET /v2/health/live does, plus decoding and the model
-    assert overhead["http_p50_ms"] > overhead["health_p50_ms"]
-    assert any("one client, interleaved" in c for c in comparisons)
+    _check_overhead(results, out / "results.md")
     http = results["http"]
     assert [h["concurrency"] for h in http] == [1, 2]
     for h in http:
@@ -78,17 +74,65 @@ def test_bench_in_process_and_over_http_writes_every_output(repo, tmp_path):
         )
 
 
+def _check_overhead(results: dict, report) -> None:
+    """The one-client figures: the Python client's always, wrk's where wrk is installed."""
+    comparisons = {c["comparison"] for c in results["ratios"]}
+    overhead = results["http_overhead"]
+    assert overhead["model"] == "skipinit" and overhead["errors"] == 0 and overhead["rounds"] >= 5
+    for key in ("http", "in_process", "health"):
+        assert 0 < overhead[f"{key}_p50_ms"] <= overhead[f"{key}_p90_ms"], (key, overhead)
+    # POST /predict does everything GET /v2/health/live does, plus decoding and the model
+    assert overhead["http_p50_ms"] > overhead["health_p50_ms"]
+    assert any("Python client, its own cost included, interleaved" in c for c in comparisons)
+    if wrk.installed():
+        measured = overhead["wrk"]
+        assert measured["errors"] == 0 and measured["rounds"] >= 3 and measured["requests"] > 30
+        for key in ("http", "in_process", "health"):
+            assert 0 < measured[f"{key}_p50_ms"] <= measured[f"{key}_p90_ms"], (key, measured)
+        assert measured["http_p50_ms"] > measured["health_p50_ms"]
+        assert "HTTP p50 - in-process p50 (skipinit, wrk, interleaved)" in comparisons
+        assert "Python client's own cost: its POST /predict p50 - wrk's" in comparisons
+        assert "| wrk | POST /predict?model=skipinit" in report.read_text()
+    else:
+        assert "wrk" not in overhead
+        assert any(note.startswith("wrk is not installed") for note in results["notes"])
+
+
 def test_the_pytorch_reference_runs_the_same_networks(exported_repo, tmp_path):
     out = tmp_path / "bench"
     result = skipfold(
         *("bench", "--repo", exported_repo, "--out", out, "--batch-sizes", "1"),
-        *("--levels", "all", "--duration", "0.2", "--threads", "1"),
+        *("--levels", "all", "--duration", "0.2", "--threads", "1", "--engines", "onnxruntime"),
     )
     assert result.returncode == 0, result.stderr
     results = json.loads((out / "results.json").read_text())
     engines = {(r["model"], r["engine"]) for r in results["in_process"]}
     assert engines == {(m, e) for m in ("bn", "skipinit") for e in ("onnxruntime", "torch-eager")}
     assert any("/ PyTorch eager" in c["comparison"] for c in results["ratios"])
+
+
+def test_openvino_runs_every_float_format_the_cpu_has_under_its_own_roofs(exported_repo, tmp_path):
+    pytest.importorskip("openvino")
+    from skipfold.service.openvino_runtime import cpu_precisions
+
+    out = tmp_path / "bench"
+    result = skipfold(
+        *("bench", "--repo", exported_repo, "--out", out, "--batch-sizes", "1", "--no-torch"),
+        *("--levels", "all", "--duration", "0.2", "--threads", "1"),
+    )
+    assert result.returncode == 0, result.stderr
+    results = json.loads((out / "results.json").read_text())
+    rows = results["in_process"]
+    assert {(r["model"], r["precision"]) for r in rows if r["engine"] == "openvino"} == {
+        (m, p) for m in ("bn", "skipinit") for p in cpu_precisions()
+    }
+    assert set(results["roofs"]) == {"fp32", "int8"} | ({"bf16", "fp16"} & set(cpu_precisions()))
+    assert all(0 < r["roof_fraction"] <= 1 for r in rows), rows
+    comparisons = {c["comparison"] for c in results["ratios"]}
+    for precision in cpu_precisions():
+        assert f"folded BN / SkipInit (openvino {precision})" in comparisons
+        assert f"skipinit openvino {precision} / ONNX Runtime fp32" in comparisons
+    assert f"OpenVINO {results['openvino_version']}" in (out / "results.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -99,6 +143,8 @@ def test_the_pytorch_reference_runs_the_same_networks(exported_repo, tmp_path):
         (["--levels", "fast"], "'fast' is not one of"),
         (["--batch-sizes", "0"], "must be at least 1"),
         (["--url", "localhost:8000"], "expected http://HOST:PORT"),
+        (["--engines", "tensorrt"], "'tensorrt' is not one of"),
+        (["--engines", "openvino", "--device", "cuda"], "runs on the CPU only"),
     ],
 )
 def test_bad_arguments_are_one_line_before_any_measurement(repo, tmp_path, args, message):

@@ -47,7 +47,7 @@ def test_no_row_reads_over_the_roof_of_its_precision():
 
 
 def test_the_report_reads_where_folding_costs_something_from_its_own_ratios():
-    from skipfold.bench.report import folding_readings
+    from skipfold.bench.ratios import folding_readings
 
     def ratio(what: str, value: float) -> dict:
         return {"comparison": what, "level": "all", "batch": 1, "provider": "CPU", "ratio": value}

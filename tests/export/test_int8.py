@@ -46,15 +46,19 @@ def test_int8_keeps_the_accuracy_and_says_so_in_the_card_and_the_config(int8_rep
         assert "precision" not in (repo / variant / "config.pbtxt").read_text()
 
 
-def test_a_served_int8_model_answers_with_the_fp32_models_labels(int8_repo, tmp_path):
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_a_served_int8_model_answers_with_the_fp32_models_labels(int8_repo, tmp_path, engine):
+    if engine == "openvino":
+        pytest.importorskip("openvino")
     repo, _ = int8_repo
     samples = demo.write_samples(tmp_path / "samples")
-    server = Server(repo)
+    server = Server(repo, "--engine", engine)
     try:
         server.wait_ready()
         listed = {m["name"]: m for m in httpx.get(f"{server.url}/models").json()["models"]}
         assert listed["bn-int8"]["precision"] == "int8" and listed["bn"]["precision"] == "fp32"
         assert listed["bn-int8"]["accuracy_check"]["images"] == 2000
+        assert {m["engine"] for m in listed.values()} == {engine}
         for variant in ("bn", "skipinit"):
             labels = {}
             for name in (variant, f"{variant}-int8"):
@@ -100,7 +104,7 @@ def test_the_bench_gives_int8_its_own_roof_and_no_pytorch_row(int8_repo, tmp_pat
     out = tmp_path / "bench"
     result = skipfold(
         *("bench", "--repo", repo, "--out", out, "--batch-sizes", "1"),
-        *("--levels", "all", "--duration", "0.3", "--threads", "1"),
+        *("--levels", "all", "--duration", "0.3", "--threads", "1", "--engines", "onnxruntime"),
     )
     assert result.returncode == 0, result.stderr
     results = json.loads((out / "results.json").read_text())

@@ -7,7 +7,7 @@ import shlex
 import sys
 
 from skipfold.common import arguments
-from skipfold.service.choices import DEVICES, LEVELS
+from skipfold.service.choices import DEVICES, ENGINES, LEVELS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=arguments.csv(arguments.choice(LEVELS)),
         default=list(LEVELS),
         help=f"ONNX Runtime graph optimization levels, of {', '.join(LEVELS)}",
+    )
+    parser.add_argument(
+        "--engines",
+        type=arguments.csv(arguments.choice(ENGINES)),
+        help=f"of {', '.join(ENGINES)} (default: every one installed for --device; openvino "
+        "runs each float32 model at every float format the CPU computes natively)",
     )
     parser.add_argument(
         "--threads", type=arguments.at_least(0), default=0, help="intra-op threads (0: all cores)"
@@ -62,8 +68,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from skipfold.bench.report import ratios, write_outputs
-    from skipfold.bench.run import BenchConfig, repo_models, run_bench
+    from skipfold.bench.ratios import ratios
+    from skipfold.bench.report import write_outputs
+    from skipfold.bench.run import BenchConfig, installed_engines, repo_models, run_bench
+
+    engines = args.engines or [
+        e for e in installed_engines() if args.device == "cpu" or e == "onnxruntime"
+    ]
+    missing = sorted(set(engines) - set(installed_engines()))
+    if missing:
+        raise ValueError(
+            f"--engines {missing[0]}: not installed (pip install 'skipfold[openvino]')"
+        )
+    if "openvino" in engines and args.device != "cpu":
+        raise ValueError(f"--engines openvino runs on the CPU only, not --device {args.device}")
 
     config = BenchConfig(
         repo=args.repo,
@@ -71,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         batch_sizes=args.batch_sizes,
         levels=args.levels,
+        engines=engines,
         duration=args.duration,
         threads=args.threads,
         torch_reference=args.torch_reference,

@@ -7,79 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from skipfold.bench.ratios import folding_readings
 from skipfold.common.io import atomic_path, write_bytes_atomic, write_json_atomic
-
-_REDUCED = ("-int8", "-bf16", "-fp16")
-
-
-def _find(rows: list[dict], **match: Any) -> dict | None:
-    return next((r for r in rows if all(r.get(k) == v for k, v in match.items())), None)
-
-
-def ratios(results: dict[str, Any], models: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The comparisons the project exists for, each as (what, numerator, denominator, ratio)."""
-    rows = results["in_process"]
-    ort_rows = [r for r in rows if r["engine"] == "onnxruntime"]
-    by_kind: dict[str, str] = {}
-    for model in dict.fromkeys(r["model"] for r in rows):
-        by_kind.setdefault(models.get(model, {}).get("kind", "unknown"), model)
-    out = []
-
-    def add(what: str, a: dict | None, b: dict | None) -> None:
-        if a and b:
-            out.append(
-                {
-                    "comparison": what,
-                    "batch": a["batch"],
-                    "level": a["level"],
-                    "provider": a["provider"],
-                    "numerator_ms": a["p50_ms"],
-                    "denominator_ms": b["p50_ms"],
-                    "ratio": a["p50_ms"] / b["p50_ms"],
-                }
-            )
-
-    pairs = [
-        ("folded BN / SkipInit", "bn-folded", "skipinit"),
-        ("unfolded BN / folded BN", "bn-unfolded", "bn-folded"),
-    ]
-    # the same comparisons within each reduced precision, and each model against its float32
-    reduced = sorted({k.rsplit("-", 1)[1] for k in by_kind if k.endswith(_REDUCED)})
-    pairs += [
-        (f"{what} ({p})", f"{top}-{p}", f"{bottom}-{p}")
-        for p in reduced
-        for what, top, bottom in pairs
-    ]
-    pairs += [
-        (f"{kind} {p} / fp32", f"{kind}-{p}", kind)
-        for p in reduced
-        for kind in ("bn-folded", "bn-unfolded", "skipinit", "skipinit-reg")
-    ]
-    for what, top, bottom in pairs:
-        a, b = by_kind.get(top), by_kind.get(bottom)
-        for r in ort_rows:
-            if a and b and r["model"] == a:
-                same = {k: r[k] for k in ("batch", "level", "provider")}
-                add(what, r, _find(ort_rows, model=b, **same))
-    for r in ort_rows:
-        if r["level"] == "all":
-            eager = _find(rows, model=r["model"], engine="torch-eager", batch=r["batch"])
-            add(f"ONNX Runtime ({r['model']}) / PyTorch eager", r, eager)
-    overhead = results.get("http_overhead")
-    if overhead:
-        out.append(
-            {
-                "comparison": f"HTTP p50 - in-process p50 ({overhead['model']}, one client, "
-                "interleaved)",
-                "batch": 1,
-                "level": "all",
-                "provider": overhead["provider"],
-                "numerator_ms": overhead["http_p50_ms"],
-                "denominator_ms": overhead["in_process_p50_ms"],
-                "difference_ms": overhead["difference_ms"],
-            }
-        )
-    return out
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -100,14 +29,15 @@ def _in_process_table(results: dict[str, Any]) -> list[str]:
         spread = f"{r['round_p25_ms']:.3g}-{r['round_p75_ms']:.3g}"
         roof = f"{100 * r['roof_fraction']:.0f}%" if r["roof_fraction"] else "-"
         rows.append(
-            f"| {r['model']} | {r['engine']} | {r['provider']} | {r['level']} | {r['batch']} "
+            f"| {r['model']} | {r['engine']} | {r['precision']} | {r['provider']} | {r['level']} "
+            f"| {r['batch']} "
             f"| {r['p50_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | {spread} "
             f"| {r['images_per_s']:,.0f} | {_fmt(r['gflops'])} | {roof} |"
         )
     return _table(
-        "| model | engine | provider | level | batch | p50 ms | p90 ms | p99 ms "
+        "| model | engine | precision | provider | level | batch | p50 ms | p90 ms | p99 ms "
         "| round p25-p75 ms | images/s | GFLOP/s | of roof |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         rows,
     )
 
@@ -115,7 +45,7 @@ def _in_process_table(results: dict[str, Any]) -> list[str]:
 def _ratio_table(results: dict[str, Any]) -> list[str]:
     rows = []
     for c in results.get("ratios", []):
-        value = f"{c['ratio']:.3f}" if "ratio" in c else f"+{c['difference_ms']:.2f} ms"
+        value = f"{c['ratio']:.3f}" if "ratio" in c else f"{c['difference_ms']:+.2f} ms"
         rows.append(
             f"| {c['comparison']} | {c['batch']} | {c['level']} | {c['provider']} "
             f"| {c['numerator_ms']:.3f} | {c['denominator_ms']:.3f} | {value} |"
@@ -128,18 +58,24 @@ def _ratio_table(results: dict[str, Any]) -> list[str]:
 
 
 def _overhead_table(overhead: dict[str, Any]) -> list[str]:
+    clients = [("Python client", overhead)]
+    clients += [("wrk", overhead["wrk"])] if overhead.get("wrk") else []
     rows = [
-        f"| {label} | {overhead[key + '_p50_ms']:.3f} | {overhead[key + '_p90_ms']:.3f} |"
+        f"| {client} | {label} | {o[key + '_p50_ms']:.3f} | {o[key + '_p90_ms']:.3f} |"
+        for client, o in clients
         for key, label in (
             ("in_process", f"{overhead['model']} in-process (ONNX Runtime, batch 1)"),
             ("http", f"POST /predict?model={overhead['model']} (one {overhead['image']})"),
-            ("health", "GET /v2/health/live (HTTP alone)"),
+            ("health", "GET /v2/health/live (a bare round trip)"),
         )
     ]
+    counts = f"Python client {overhead['rounds']} rounds, {overhead['errors']} errors"
+    if overhead.get("wrk"):
+        w = overhead["wrk"]
+        counts += f"; wrk {w['rounds']} rounds, {w['requests']:,} requests, {w['errors']} errors"
     return _table(
-        f"| one client, interleaved ({overhead['rounds']} rounds, {overhead['errors']} errors) "
-        "| p50 ms | p90 ms |",
-        "| --- | ---: | ---: |",
+        f"| one client, interleaved ({counts}) | step | p50 ms | p90 ms |",
+        "| --- | --- | ---: | ---: |",
         rows,
     )
 
@@ -161,35 +97,15 @@ def _http_table(results: dict[str, Any]) -> list[str]:
     )
 
 
-NO_COST_BAND = 0.03  # |unfolded / folded - 1| below this: within one model's round spread here
-
-
-def folding_readings(results: dict[str, Any]) -> list[str]:
-    """Where unfolded BN costs something and where the runtime removes it, read from this run's
-    own unfolded / folded ratios."""
-    lines = []
-    for c in results.get("ratios", []):
-        if c["comparison"].startswith("unfolded BN / folded BN"):
-            precision = c["comparison"].partition("(")[2].rstrip(")") or "fp32"
-            where = f"- {precision}, level {c['level']}, batch {c['batch']}, {c['provider']}"
-            excess = c["ratio"] - 1
-            if excess > NO_COST_BAND:
-                lines.append(f"{where}: unfolded BN costs {100 * excess:.0f}%")
-            elif excess >= -NO_COST_BAND:
-                lines.append(f"{where}: no measurable cost ({c['ratio']:.3f}): the runtime "
-                             "removes or hides the BNs itself")  # fmt: skip
-            else:
-                lines.append(f"{where}: unfolded ran faster ({c['ratio']:.3f}): noise or a kernel")
-    return ["", "Where folding matters (unfolded / folded p50):", *lines] if lines else []
-
-
 def markdown(results: dict[str, Any], command: str) -> str:
     lines = [
         f"Command: `{command}`  ",
         f"Machine: {results['machine']}; {results['threads']} intra-op threads; "
-        f"ONNX Runtime {results['onnxruntime_version']}; skipfold {results['skipfold_version']}  ",
+        f"ONNX Runtime {results['onnxruntime_version']}"
+        + (f"; OpenVINO {results['openvino_version']}" if results.get("openvino_version") else "")
+        + f"; skipfold {results['skipfold_version']}  ",
         *[
-            f"Roof, {precision}: {roof['gops']:.0f} G{'FLOP' if precision == 'fp32' else 'OP'}/s "
+            f"Roof, {precision}: {roof['gops']:.0f} G{'OP' if precision == 'int8' else 'FLOP'}/s "
             f"({roof['method']})  "
             for precision, roof in results.get("roofs", {}).items()
         ],
@@ -211,8 +127,10 @@ def _latency_panel(ax: Any, rows: list[dict[str, Any]]) -> None:
     """Batch-1 (smallest batch) latency per model, engine and level, with the round spread."""
     batch = min(r["batch"] for r in rows)
     rows = [r for r in rows if r["batch"] == batch]
+    short = {"onnxruntime": "ORT", "openvino": "OV"}
     labels = [
-        f"{r['model']}\n{r['engine'].replace('onnxruntime', 'ORT')} {r['level']}" for r in rows
+        f"{r['model']}\n{short.get(r['engine'], r['engine'])} {r['precision']} {r['level']}"
+        for r in rows
     ]
     errors = [
         [max(0.0, r["p50_ms"] - r["round_p25_ms"]) for r in rows],
@@ -252,10 +170,10 @@ def _http_panel(ax: Any, http: list[dict[str, Any]]) -> None:
 
 
 def _batch_panel(ax: Any, rows: list[dict[str, Any]]) -> None:
-    for key in dict.fromkeys((r["model"], r["engine"], r["level"]) for r in rows):
-        if key[2] not in ("all", "-"):
+    for key in dict.fromkeys((r["model"], r["engine"], r["precision"], r["level"]) for r in rows):
+        if key[3] not in ("all", "-"):
             continue
-        same = [r for r in rows if (r["model"], r["engine"], r["level"]) == key]
+        same = [r for r in rows if (r["model"], r["engine"], r["precision"], r["level"]) == key]
         ax.plot(
             [r["batch"] for r in same],
             [r["images_per_s"] for r in same],

@@ -2,7 +2,9 @@
 
 Measured with the kernels the served models themselves run on: ONNX Runtime's own float32
 matrix multiply (MLAS SGEMM) and its uint8 x int8 integer matrix multiply (VNNI or AMX where the
-CPU has them), at several sizes, the best median, with the benchmark's thread budget. A general
+CPU has them), and for bf16 and fp16 OpenVINO's matrix multiply on operands already in that
+format (AMX or AVX-512 where the CPU has them), at several sizes, the best median, with the
+benchmark's thread budget. A general
 matrix multiply is the best case of these kernels; a convolution runs on the same ones. Should a
 model still run faster than every size measured (a kernel of its own, a CPU that boosts its
 clock), the roof is that model's rate and the report says so: no row reads over 100%.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import functools
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,19 +140,73 @@ def _rate(session: Any, precision: str, size: int, repeats: int) -> float:
     return operations / statistics.median(times) / 1e9
 
 
-def measure_roofs(threads: int, repeats: int = 5) -> dict[str, Roof]:
-    """{"fp32": ..., "int8": ...}: ONNX Runtime's matrix multiply, best size of SIZES."""
-    roofs = {}
+_HALF_BITS = {"bf16": 0x3F00, "fp16": 0x3800}  # 0.5 in each format: operands in [0.5, 1)
+
+
+def _openvino_rate(precision: str, size: int, threads: int, repeats: int) -> float:
+    import openvino
+    import openvino.opset13 as ops
+
+    from skipfold.service.openvino_runtime import core
+
+    kind = openvino.Type.bf16 if precision == "bf16" else openvino.Type.f16
+    a, b = ops.parameter([size, size], kind), ops.parameter([size, size], kind)
+    model = openvino.Model([ops.matmul(a, b, False, False)], [a, b])
+    hint = {"INFERENCE_PRECISION_HINT": kind.get_type_name(), "INFERENCE_NUM_THREADS": threads}
+    request = core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY", **hint})
+    request = request.create_infer_request()
+    rng = np.random.default_rng(0)
+    for index in (0, 1):
+        tensor = openvino.Tensor(kind, [size, size])
+        bits = _HALF_BITS[precision] + rng.integers(0, 128, (size, size), dtype=np.uint16)
+        tensor.data.view(np.uint16)[:] = bits
+        request.set_input_tensor(index, tensor)
+    operations = 2 * size**3
+    calls = max(1, round(_WORK_PER_TIMING / operations))
+    request.infer()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(calls):
+            request.infer()
+        times.append((time.perf_counter() - started) / calls)
+    return operations / statistics.median(times) / 1e9
+
+
+def _openvino_roofs(precisions: list[str], threads: int, repeats: int) -> dict[str, Roof]:
+    from skipfold.service.openvino_runtime import version
+
+    return {
+        precision: _best_size(
+            {size: _openvino_rate(precision, size, threads, repeats) for size in SIZES},
+            f"OpenVINO {version()} MatMul {precision}", threads, repeats,
+        )
+        for precision in precisions
+    }  # fmt: skip
+
+
+def _best_size(rates: dict[int, float], kernel: str, threads: int, repeats: int) -> Roof:
+    best = max(rates, key=rates.__getitem__)
+    return Roof(
+        rates[best],
+        f"{kernel}, {best}x{best}x{best}, the best of {', '.join(map(str, SIZES))}; "
+        f"median of {repeats}, {threads} threads",
+    )
+
+
+def measure_roofs(
+    threads: int, repeats: int = 5, openvino_precisions: Sequence[str] = ()
+) -> dict[str, Roof]:
+    """{"fp32": ..., "int8": ...}: ONNX Runtime's matrix multiply, best size of SIZES; and
+    OpenVINO's for each of `openvino_precisions` (bf16, fp16)."""
+    roofs = _openvino_roofs(list(openvino_precisions), threads, repeats)
     for precision, kernel in (("fp32", "MatMul float32"), ("int8", "MatMulInteger u8s8")):
         session = _matmul_session(precision, threads)
         rates = {size: _rate(session, precision, size, repeats) for size in SIZES}
-        best = max(rates, key=rates.__getitem__)
-        roofs[precision] = Roof(
-            rates[best],
-            f"ONNX Runtime {kernel}, {best}x{best}x{best}, the best of "
-            f"{', '.join(map(str, SIZES))}; median of {repeats}, {threads} threads",
-        )
-    return roofs
+        roofs[precision] = _best_size(rates, f"ONNX Runtime {kernel}", threads, repeats)
+    return dict(
+        sorted(roofs.items(), key=lambda item: ["fp32", "bf16", "fp16", "int8"].index(item[0]))
+    )
 
 
 def apply_roofs(rows: list[dict[str, Any]], roofs: dict[str, Roof]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import io
 import os
 from collections.abc import Callable
@@ -13,10 +14,11 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from skipfold.bench import wrk
 from skipfold.bench.http_load import http_load, http_overhead
 from skipfold.bench.measure import cpu_count, machine_description, measure, summary
 from skipfold.bench.roof import apply_roofs, measure_roofs
-from skipfold.bench.variants import input_size, onnx_variants, torch_variants
+from skipfold.bench.variants import input_size, onnx_variants, openvino_variants, torch_variants
 from skipfold.formats.model_card import ModelCard
 from skipfold.formats.model_repository import INPUT_NAME, ModelRepository
 from skipfold.service.runtime import create_session, resolve_providers
@@ -29,6 +31,7 @@ class BenchConfig:
     device: str = "cpu"
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 64])
     levels: list[str] = field(default_factory=lambda: ["disabled", "basic", "extended", "all"])
+    engines: list[str] = field(default_factory=lambda: ["onnxruntime"])
     duration: float = 15.0  # seconds per batch size (in-process) or per concurrency (HTTP)
     threads: int = 0  # 0: all cores
     torch_reference: bool = True
@@ -67,7 +70,11 @@ def _in_process(
     progress_factory: Callable[..., Any],
 ) -> tuple[list[dict[str, Any]], list[str]]:
     threads = config.thread_count
-    variants = onnx_variants(models, cards, config.levels, config.device, threads)
+    variants = []
+    if "onnxruntime" in config.engines:
+        variants += onnx_variants(models, cards, config.levels, config.device, threads)
+    if "openvino" in config.engines:
+        variants += openvino_variants(models, cards, threads)
     notes = []
     if config.torch_reference:
         extra, note = torch_variants(cards, config.device, threads, config.compile)
@@ -101,9 +108,15 @@ def _over_http(
     def in_process() -> Any:
         return session.run(None, {INPUT_NAME: image})
 
-    with progress_factory(total=1, desc="HTTP overhead", unit="run") as bar:
+    wrk_path = wrk.installed()
+    with progress_factory(total=1 + bool(wrk_path), desc="HTTP overhead", unit="client") as bar:
         overhead = http_overhead(config.url, model, buffer.getvalue(), in_process, config.duration)
         bar.update(1)
+        if wrk_path:
+            overhead["wrk"] = wrk.wrk_overhead(
+                wrk_path, config.url, model, buffer.getvalue(), in_process, config.duration
+            )
+            bar.update(1)
     overhead["provider"] = session.get_providers()[0].removesuffix("ExecutionProvider")
     overhead["image"] = f"{size[0]}x{size[1]} PNG"
     rows = []
@@ -117,6 +130,17 @@ def _over_http(
     return overhead, rows
 
 
+def _openvino_version() -> str:
+    from skipfold.service.openvino_runtime import version
+
+    return version()
+
+
+def installed_engines() -> list[str]:
+    """The engines this install can bench: ONNX Runtime always, OpenVINO when installed."""
+    return ["onnxruntime"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
+
+
 def run_bench(config: BenchConfig, progress_factory: Callable[..., Any]) -> dict[str, Any]:
     from skipfold import __version__
 
@@ -124,9 +148,17 @@ def run_bench(config: BenchConfig, progress_factory: Callable[..., Any]) -> dict
     models = repo_models(config)
     cards = {name: ModelCard.read(path) for name, path in models.items()}
     rows, notes = _in_process(config, models, cards, progress_factory)
-    roofs = measure_roofs(config.thread_count) if config.device == "cpu" else {}
+    roofs = {}
+    if config.device == "cpu":
+        reduced = sorted({r["precision"] for r in rows} & {"bf16", "fp16"})
+        roofs = measure_roofs(config.thread_count, openvino_precisions=reduced)
     apply_roofs(rows, roofs)
     overhead, http_rows = _over_http(config, models, progress_factory) if config.url else (None, [])
+    if overhead and "wrk" not in overhead:
+        notes.append(
+            "wrk is not installed: the HTTP overhead is measured with a Python client alone, whose "
+            "own cost per request is included (apt install wrk; see docs/results.md)"
+        )
     described = {
         name: {
             "kind": card.kind,
@@ -146,6 +178,7 @@ def run_bench(config: BenchConfig, progress_factory: Callable[..., Any]) -> dict
         "skipfold_version": __version__,
         "models": described,
         "onnxruntime_version": ort.__version__,
+        "openvino_version": _openvino_version() if "openvino" in config.engines else None,
         "machine": machine_description(),
         "threads": config.thread_count,
         "device": config.device,

@@ -1,5 +1,6 @@
-"""What the benchmark times: each model on ONNX Runtime at each optimization level, and the
-same network in PyTorch eager (optional: without torch those rows are skipped)."""
+"""What the benchmark times: each model on ONNX Runtime at each optimization level, on OpenVINO
+at each precision the CPU computes natively (when OpenVINO is installed), and the same network
+in PyTorch eager (optional: without torch those rows are skipped)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,13 @@ class Variant:
     """Something that maps a uint8 batch to outputs, and how it is labelled."""
 
     model: str
-    engine: str  # "onnxruntime" or "torch-eager" / "torch-compile"
+    engine: str  # "onnxruntime", "openvino", "torch-eager" or "torch-compile"
     provider: str
     level: str
     flops_per_image: int
     input_size: tuple[int, int]  # (height, width) of the uint8 images it takes
     run: Callable[[np.ndarray], Any]
-    precision: str = "fp32"  # the model card's
+    precision: str = "fp32"  # what it computes in: the card's, or OpenVINO's bf16 / fp16
     latencies: list[float] = field(default_factory=list)
     round_medians: list[float] = field(default_factory=list)
 
@@ -61,6 +62,27 @@ def onnx_variants(
             variants.append(
                 Variant(name, "onnxruntime", provider, level, flops, size, run, precision)
             )
+    return variants
+
+
+def openvino_variants(
+    models: dict[str, Path], cards: dict[str, ModelCard | None], threads: int
+) -> list[Variant]:
+    """Each float32 model at every float format the CPU computes natively; each quantized
+    model once (its float parts in fp32, as the server's auto runs it)."""
+    from skipfold.service.openvino_runtime import OpenVINORunner, cpu_precisions
+
+    variants = []
+    for name, path in models.items():
+        card = cards[name]
+        flops = card.flops_per_image if card else 0
+        quantized = card is not None and card.precision != "fp32"
+        for precision in ["fp32"] if quantized else cpu_precisions():
+            runner = OpenVINORunner(path, threads, precision)
+            shape = runner.compiled.inputs[0].get_partial_shape()
+            size = (shape[1].get_length(), shape[2].get_length())
+            label = card.precision if quantized and card else precision
+            variants.append(Variant(name, "openvino", "CPU", "-", flops, size, runner, label))
     return variants
 
 

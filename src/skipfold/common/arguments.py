@@ -155,6 +155,14 @@ def positive(kind: type = float) -> Callable[[str], Any]:
     return parse
 
 
+def fraction(text: str) -> float:
+    """A number from 0 to 1."""
+    value = _number(float, text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return value
+
+
 def port(text: str) -> int:
     value = _number(int, text)
     if not 0 <= value <= 65535:

@@ -1,0 +1,126 @@
+"""The comparisons the project exists for, read from the bench's rows: BN folded against
+SkipInit, unfolded against folded (within each engine and precision), each engine and precision
+against ONNX Runtime in float32, and ONNX Runtime against PyTorch eager."""
+
+from __future__ import annotations
+
+from typing import Any
+
+NO_COST_BAND = 0.03  # |unfolded / folded - 1| below this: within one model's round spread here
+_WITHIN = (
+    ("folded BN / SkipInit", "bn-folded", "skipinit"),
+    ("unfolded BN / folded BN", "bn-unfolded", "bn-folded"),
+)
+
+
+def _find(rows: list[dict], **match: Any) -> dict | None:
+    return next((r for r in rows if all(r.get(k) == v for k, v in match.items())), None)
+
+
+def _base_kinds(models: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """model -> its kind without the precision suffix (bn-folded, bn-unfolded, skipinit...)."""
+    kinds = {}
+    for name, info in models.items():
+        kind, precision = info.get("kind", "unknown"), info.get("precision") or "fp32"
+        kinds[name] = kind.removesuffix(f"-{precision}") if precision != "fp32" else kind
+    return kinds
+
+
+def _path(row: dict[str, Any]) -> str:
+    """'' for ONNX Runtime fp32 (the reference), else 'int8', 'openvino bf16', ..."""
+    if row["engine"] == "onnxruntime":
+        return "" if row["precision"] == "fp32" else row["precision"]
+    return f"{row['engine']} {row['precision']}"
+
+
+def _ratio(what: str, a: dict, b: dict) -> dict[str, Any]:
+    return {
+        "comparison": what,
+        "batch": a["batch"],
+        "level": a["level"],
+        "provider": a["provider"],
+        "numerator_ms": a["p50_ms"],
+        "denominator_ms": b["p50_ms"],
+        "ratio": a["p50_ms"] / b["p50_ms"],
+    }
+
+
+def ratios(results: dict[str, Any], models: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each comparison as (what, numerator, denominator, ratio), from the same run's rows."""
+    rows = [r for r in results["in_process"] if r["engine"] in ("onnxruntime", "openvino")]
+    kinds = _base_kinds(models)
+    out = []
+    for what, top, bottom in _WITHIN:
+        for a in rows:
+            if kinds.get(a["model"]) != top:
+                continue
+            same = {k: a[k] for k in ("engine", "precision", "batch", "level", "provider")}
+            b = next((r for r in rows if kinds.get(r["model"]) == bottom and
+                      all(r[k] == v for k, v in same.items())), None)  # fmt: skip
+            if b:
+                path = _path(a)
+                out.append(_ratio(f"{what} ({path})" if path else what, a, b))
+    for a in rows:
+        if not _path(a):
+            continue
+        level = a["level"] if a["engine"] == "onnxruntime" else "all"
+        b = next((r for r in rows if not _path(r) and kinds.get(r["model"]) == kinds.get(a["model"])
+                  and r["batch"] == a["batch"] and r["level"] == level), None)  # fmt: skip
+        if b:
+            reference = "fp32" if a["engine"] == "onnxruntime" else "ONNX Runtime fp32"
+            out.append(_ratio(f"{kinds[a['model']]} {_path(a)} / {reference}", a, b))
+    for r in rows:
+        if r["engine"] == "onnxruntime" and r["level"] == "all":
+            eager = _find(results["in_process"], model=r["model"], engine="torch-eager",
+                          batch=r["batch"])  # fmt: skip
+            if eager:
+                out.append(_ratio(f"ONNX Runtime ({r['model']}) / PyTorch eager", r, eager))
+    overhead = results.get("http_overhead")
+    if overhead:
+        out += overhead_readings(overhead)
+    return out
+
+
+def overhead_readings(overhead: dict[str, Any]) -> list[dict[str, Any]]:
+    """What serving adds to one request at one client: with wrk, whose own cost is next to
+    nothing, when it was installed; a bare round trip (GET /v2/health/live) taken away, which
+    removes most of any client's cost; and the Python client's own cost, wrk being the yardstick."""
+    model, out = overhead["model"], []
+
+    def row(comparison: str, numerator: float, denominator: float) -> None:
+        difference = numerator - denominator
+        out.append({"comparison": comparison, "batch": 1, "level": "all",
+                    "provider": overhead["provider"], "numerator_ms": numerator,
+                    "denominator_ms": denominator, "difference_ms": difference})  # fmt: skip
+
+    for client, o in (("wrk", overhead.get("wrk")), ("Python client", overhead)):
+        if o is None:
+            continue
+        own_cost = "" if client == "wrk" else ", its own cost included"
+        row(f"HTTP p50 - in-process p50 ({model}, {client}{own_cost}, interleaved)",
+            o["http_p50_ms"], o["in_process_p50_ms"])  # fmt: skip
+        row(f"HTTP p50 - bare round trip p50 - in-process p50 ({model}, {client})",
+            o["http_p50_ms"] - o["health_p50_ms"], o["in_process_p50_ms"])  # fmt: skip
+    if overhead.get("wrk"):
+        row("Python client's own cost: its POST /predict p50 - wrk's",
+            overhead["http_p50_ms"], overhead["wrk"]["http_p50_ms"])  # fmt: skip
+    return out
+
+
+def folding_readings(results: dict[str, Any]) -> list[str]:
+    """Where unfolded BN costs something and where the runtime removes it, read from this run's
+    own unfolded / folded ratios."""
+    lines = []
+    for c in results.get("ratios", []):
+        if c["comparison"].startswith("unfolded BN / folded BN"):
+            precision = c["comparison"].partition("(")[2].rstrip(")") or "fp32"
+            where = f"- {precision}, level {c['level']}, batch {c['batch']}, {c['provider']}"
+            excess = c["ratio"] - 1
+            if excess > NO_COST_BAND:
+                lines.append(f"{where}: unfolded BN costs {100 * excess:.0f}%")
+            elif excess >= -NO_COST_BAND:
+                lines.append(f"{where}: no measurable cost ({c['ratio']:.3f}): the runtime "
+                             "removes or hides the BNs itself")  # fmt: skip
+            else:
+                lines.append(f"{where}: unfolded ran faster ({c['ratio']:.3f}): noise or a kernel")
+    return ["", "Where folding matters (unfolded / folded p50):", *lines] if lines else []
