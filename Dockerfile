@@ -34,9 +34,9 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PATH=/opt/venv/bin:$PATH
 RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install \
     --extra-index-url https://download.pytorch.org/whl/cpu "torch==2.13.0+cpu"
 COPY --from=source /src /src
-# Training and export (the demo's latency table runs ONNX Runtime); not OpenVINO (180 MB), which
+# `skipfold demo`: training, export and serving; not OpenVINO (180 MB), which
 # only `skipfold serve --engine openvino` and bench use.
-RUN /opt/venv/bin/pip install "/src[train,export]"
+RUN /opt/venv/bin/pip install "/src[serve,train,export]"
 WORKDIR /data
 ENTRYPOINT ["skipfold"]
 CMD ["demo", "--workdir", "/data", "--no-serve"]

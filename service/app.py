@@ -41,6 +41,8 @@ def _describe(model: ServedModel) -> str:
     card = model.card
     kind = f"{card.variant}, {'folded' if card.folded else 'not folded'}" if card else "no card"
     providers = ", ".join(model.runner.providers)
+    if model.engine == "onnxruntime-openvino":
+        providers += f" ({model.inference_precision})"
     return f"serving {model.name} version {model.version} ({kind}) on {providers}"
 
 

@@ -9,8 +9,10 @@ from typing import Literal, get_args
 Device = Literal["cpu", "cuda", "auto"]
 OptimizationLevel = Literal["disabled", "basic", "extended", "all"]
 LogLevel = Literal["debug", "info", "warning", "error"]
-# Who runs the graph: ONNX Runtime (the [serve] install) or OpenVINO's own runtime ([openvino]).
-Engine = Literal["onnxruntime", "openvino"]
+# Who runs the graph: ONNX Runtime (the [serve] install), OpenVINO's own runtime ([openvino]), or
+# ONNX Runtime through its OpenVINO execution provider (the onnxruntime-openvino package in place
+# of onnxruntime).
+Engine = Literal["onnxruntime", "openvino", "onnxruntime-openvino"]
 # The float format the engine computes in. auto: the engine's fastest that it keeps accurate on
 # this device (OpenVINO: bf16 on CPUs with AMX or AVX-512 BF16, else fp32; ONNX Runtime: fp32).
 InferencePrecision = Literal["auto", "fp32", "bf16", "fp16"]

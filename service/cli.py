@@ -49,27 +49,29 @@ SETTINGS_FLAGS: dict[str, tuple[str, Callable[[str], Any] | tuple[str, ...], str
         "engine",
         ENGINES,
         "onnxruntime",
-        "openvino: OpenVINO's runtime on the CPU (pip install 'skipfold[openvino]'), each model "
-        "checked against ONNX Runtime when it loads",
+        "openvino: OpenVINO's runtime on the CPU (pip install 'skipfold[openvino]'); "
+        "onnxruntime-openvino: ONNX Runtime's OpenVINO execution provider (the "
+        "onnxruntime-openvino package in place of onnxruntime); each model checked against ONNX "
+        "Runtime when it loads",
     ),
     "--inference-precision": (
         "inference_precision",
         INFERENCE_PRECISIONS,
-        "auto: bf16 under openvino where the CPU has it, else fp32",
+        "auto: bf16 under the OpenVINO engines where the CPU has it, else fp32",
         "float format the engine computes in",
     ),
     "--engine-tolerance": (
         "engine_tolerance",
         arguments.at_least(0, float),
         "0.05",
-        "openvino: largest median class-probability difference from ONNX Runtime on the load "
-        "check's images",
+        "the OpenVINO engines: largest median class-probability difference from ONNX Runtime "
+        "on the load check's images",
     ),
     "--engine-min-agreement": (
         "engine_min_agreement",
         arguments.fraction,
         "0.9",
-        "openvino: least top-1 agreement with ONNX Runtime on the load check's images",
+        "the OpenVINO engines: least top-1 agreement with ONNX Runtime on the load check's images",
     ),
     "--models": (
         "models",

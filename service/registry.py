@@ -15,8 +15,9 @@ import numpy as np
 
 from skipfold.formats.model_card import ModelCard
 from skipfold.formats.model_repository import ModelConfig, ModelRepository, RepositoryError
+from skipfold.service import runtime
 from skipfold.service.engine_check import EngineCheck, check_engine
-from skipfold.service.runtime import Runner, create_session, resolve_providers
+from skipfold.service.runtime import DeviceError, Runner, create_session, resolve_providers
 from skipfold.service.settings import Settings
 
 __all__ = ["ModelNotFound", "ModelRegistry", "RepositoryError", "ServedModel"]
@@ -132,22 +133,34 @@ def load_model(
         card=card,
         metadata=metadata,
     )
-    if settings.engine == "openvino":
+    if settings.engine != "onnxruntime":
         _on_openvino(model, settings)
     return model
 
 
 def _on_openvino(model: ServedModel, settings: Settings) -> None:
-    """Compile the model with OpenVINO and check it against its ONNX Runtime session, which
-    then goes (the model is served by OpenVINO alone)."""
+    """Compile the model with OpenVINO (its own runtime, or ONNX Runtime's OpenVINO execution
+    provider) and check it against its ONNX Runtime CPU session, which then goes."""
     from skipfold.service import openvino_runtime
 
-    quantized = model.card is not None and model.card.precision != "fp32"
-    precision = openvino_runtime.resolve_precision(settings.inference_precision, quantized)
+    threads, engine = settings.intra_op_threads, settings.engine
+    if engine == "openvino":
+        quantized = model.card is not None and model.card.precision != "fp32"
+        precision = openvino_runtime.resolve_precision(settings.inference_precision, quantized)
+    else:
+        precision = runtime.openvino_ep_precision(settings.inference_precision)
     try:
-        runner = openvino_runtime.OpenVINORunner(model.path, settings.intra_op_threads, precision)
-    except Exception as exc:  # OpenVINO raises its own exception types
-        raise RepositoryError(f"{model.path}: OpenVINO cannot compile it: {exc}") from None
+        if engine == "openvino":
+            runner = openvino_runtime.OpenVINORunner(model.path, threads, precision)
+        else:
+            session = runtime.create_openvino_ep_session(
+                model.path, threads, settings.optimization_level, precision
+            )
+            runner = Runner(session)
+    except DeviceError:
+        raise
+    except Exception as exc:  # OpenVINO and ONNX Runtime raise their own exception types
+        raise RepositoryError(f"{model.path}: {engine} cannot compile it: {exc}") from None
     reference = model.runner
     model.engine_check = check_engine(
         runner,
@@ -155,9 +168,9 @@ def _on_openvino(model: ServedModel, settings: Settings) -> None:
         reference.output_names,
         model.input_size,
         (settings.engine_tolerance, settings.engine_min_agreement),
-        f"{model.name} version {model.version} on OpenVINO {precision}",
+        f"{model.name} version {model.version} on {engine} {precision}",
     )
-    model.runner, model.engine, model.inference_precision = runner, "openvino", precision
+    model.runner, model.engine, model.inference_precision = runner, engine, precision
 
 
 def _classes(

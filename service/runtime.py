@@ -7,6 +7,7 @@ beside ONNX Runtime, spin-waiting intra-op threads steal the cores the next call
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -24,6 +25,9 @@ LEVELS = {
 }
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+OPENVINO = "OpenVINOExecutionProvider"
+# The CPU flags with which OpenVINO computes bf16 natively (and makes it its default)
+_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 
 class DeviceError(RuntimeError):
@@ -74,6 +78,55 @@ def create_session(
         if device == "cuda":
             raise DeviceError(message)
         log.warning("%s; serving on the CPU", message)
+    return session
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split()}
+
+
+def openvino_ep_precision(requested: str) -> str:
+    """--inference-precision for the OpenVINO execution provider: auto -> bf16 where the CPU
+    computes it natively, else fp32; fp16 (no fast path on these CPUs) and bf16 without the
+    hardware are refused."""
+    native = "bf16" if _cpu_flags() & _BF16_FLAGS else "fp32"
+    if requested == "auto":
+        return native
+    if requested in ("fp32", native):
+        return requested
+    raise DeviceError(
+        f"--inference-precision {requested}: the OpenVINO execution provider runs fp32, and bf16 "
+        f"on CPUs with AVX-512 BF16 or AMX (this CPU: {native} at most)"
+    )
+
+
+def create_openvino_ep_session(
+    path: Path, intra_op_threads: int, level: str, precision: str
+) -> ort.InferenceSession:
+    """A session on ONNX Runtime's OpenVINO execution provider, computing in `precision`."""
+    available = ort.get_available_providers()
+    if OPENVINO not in available:
+        raise DeviceError(
+            "--engine onnxruntime-openvino: this onnxruntime has no OpenVINO execution provider "
+            f"(available: {', '.join(available)}); pip uninstall onnxruntime && pip install "
+            "onnxruntime-openvino"
+        )
+    hint = {"fp32": "f32", "bf16": "bf16"}[precision]
+    options = {
+        "device_type": "CPU",
+        "num_of_threads": str(intra_op_threads),
+        # the EP's own `precision` option offers FP32 or ACCURACY on the CPU; bf16 is OpenVINO's
+        "load_config": json.dumps({"CPU": {"INFERENCE_PRECISION_HINT": hint}}),
+    }
+    session = ort.InferenceSession(
+        str(path), session_options(intra_op_threads, level), providers=[(OPENVINO, options), CPU]
+    )
+    if session.get_providers()[0] != OPENVINO:
+        raise DeviceError(f"{path}: the OpenVINO execution provider did not load")
     return session
 
 

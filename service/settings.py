@@ -46,25 +46,27 @@ class Settings(BaseSettings):
     optimization_level: OptimizationLevel = "all"
     engine: Engine = Field(
         "onnxruntime",
-        description="onnxruntime: every device, exactly the exported graph; openvino: CPU only, "
-        "bf16 on CPUs that have it (2-3x faster there), checked against ONNX Runtime at load",
+        description="onnxruntime: every device, exactly the exported graph; openvino (OpenVINO's "
+        "runtime) and onnxruntime-openvino (ONNX Runtime's OpenVINO execution provider): CPU "
+        "only, bf16 on CPUs that have it (2-3x faster there), checked against ONNX Runtime at load",
     )
     inference_precision: InferencePrecision = Field(
         "auto",
-        description="the float format the engine computes in (bf16 and fp16: openvino only); "
-        "auto: bf16 where the CPU has it under openvino, else fp32",
+        description="the float format the engine computes in (bf16: the OpenVINO engines; fp16: "
+        "openvino only); auto: bf16 where the CPU has it under either, else fp32",
     )
     engine_tolerance: float = Field(
         0.05,
         ge=0,
-        description="openvino: largest median class-probability difference from ONNX Runtime "
-        "on the check images before a model is refused",
+        description="the OpenVINO engines: largest median class-probability difference from "
+        "ONNX Runtime on the check images before a model is refused",
     )
     engine_min_agreement: float = Field(
         0.9,
         ge=0,
         le=1,
-        description="openvino: least top-1 agreement with ONNX Runtime on the check images",
+        description="the OpenVINO engines: least top-1 agreement with ONNX Runtime on the "
+        "check images",
     )
     models: str = Field(
         "",
@@ -120,11 +122,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _engine_fits(self) -> Settings:
-        if self.engine == "openvino" and self.device != "cpu":
-            raise ValueError(f"engine openvino runs on the CPU only, not device {self.device}")
+        if self.engine != "onnxruntime" and self.device != "cpu":
+            raise ValueError(f"engine {self.engine} runs on the CPU only, not device {self.device}")
         if self.engine == "onnxruntime" and self.inference_precision not in ("auto", "fp32"):
             raise ValueError(
-                f"inference_precision {self.inference_precision} needs engine openvino "
+                f"inference_precision {self.inference_precision} needs an OpenVINO engine "
                 "(ONNX Runtime computes a graph in the precision it was exported in)"
             )
         return self

@@ -3,6 +3,8 @@ collected without it (an install with the [serve] extra alone runs the rest)."""
 
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,21 @@ def default_run(tmp_path_factory):
         return made[variant]
 
     return run
+
+
+@pytest.fixture(scope="session")
+def openvino_ep(tmp_path_factory) -> dict[str, str]:
+    """The environment of a process that imports onnxruntime-openvino (ONNX Runtime with its
+    OpenVINO execution provider) in place of onnxruntime: the package, installed into a folder
+    of its own, first on PYTHONPATH (the two cannot be installed side by side)."""
+    target = tmp_path_factory.mktemp("onnxruntime-openvino")
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps"]
+    result = subprocess.run(
+        [*pip, "--no-compile", "--target", str(target), "onnxruntime-openvino>=1.24,<2"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return {"PYTHONPATH": str(target)}
 
 
 @pytest.fixture(scope="session")

@@ -100,6 +100,17 @@ class Server:
         self.log.close()
         return output
 
+    def top_label(self, model: str, image: np.ndarray) -> str:
+        """The label POST /predict gives one image (sent as a PNG body)."""
+        import httpx
+
+        response = httpx.post(
+            f"{self.url}/predict?model={model}",
+            content=png(image),
+            headers={"Content-Type": "image/png"},
+        )
+        return response.json()["results"][0]["predictions"][0]["label"]
+
 
 def direct_probabilities(repo: Path, name: str, version: int, images: np.ndarray) -> np.ndarray:
     """What ONNX Runtime computes for a model of the repository, called directly."""

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import math
+import os
 
 import pytest
 
@@ -135,9 +136,33 @@ def test_openvino_runs_every_float_format_the_cpu_has_under_its_own_roofs(export
     assert f"OpenVINO {results['openvino_version']}" in (out / "results.md").read_text()
 
 
+def test_the_openvino_execution_provider_is_benched_beside_ort(repo, tmp_path, openvino_ep):
+    from skipfold.service.runtime import openvino_ep_precision
+
+    out = tmp_path / "bench"
+    result = skipfold(
+        *("bench", "--repo", repo, "--models", "bn,skipinit", "--out", out, "--no-torch"),
+        *("--engines", "onnxruntime,onnxruntime-openvino", "--levels", "all"),
+        *("--batch-sizes", "1", "--duration", "0.2", "--threads", "1"),
+        env=os.environ | openvino_ep,
+    )
+    assert result.returncode == 0, result.stderr
+    results = json.loads((out / "results.json").read_text())
+    rows = [r for r in results["in_process"] if r["engine"] == "onnxruntime-openvino"]
+    native = openvino_ep_precision("auto")
+    assert {(r["model"], r["precision"]) for r in rows} == {
+        (m, p) for m in ("bn", "skipinit") for p in {"fp32", native}
+    }
+    assert all(r["p50_ms"] > 0 for r in rows)
+    assert all(r["roof_fraction"] is None or 0 < r["roof_fraction"] <= 1 for r in rows), rows
+    comparisons = {c["comparison"] for c in results["ratios"]}
+    assert f"skipinit onnxruntime-openvino {native} / ONNX Runtime fp32" in comparisons
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["--engines", "onnxruntime-openvino"], "pip install onnxruntime-openvino"),
         (["--models", "nope"], "not in"),
         (["--http-model", "nope", "--url", "http://127.0.0.1:9"], "--http-model 'nope'"),
         (["--levels", "fast"], "'fast' is not one of"),

@@ -9,7 +9,7 @@ import pytest
 
 from skipfold.service.runtime import DeviceError, Runner, create_session
 from skipfold.service.settings import Settings
-from tests.helpers import Server, png, sample_images
+from tests.helpers import Server, sample_images
 
 openvino_runtime = pytest.importorskip("skipfold.service.openvino_runtime")
 pytest.importorskip("openvino")
@@ -70,7 +70,7 @@ def test_auto_is_bf16_where_the_cpu_has_it_and_fp32_for_a_quantized_graph(monkey
     ("values", "message"),
     [
         ({"engine": "openvino", "device": "cuda"}, "runs on the CPU only"),
-        ({"inference_precision": "bf16"}, "needs engine openvino"),
+        ({"inference_precision": "bf16"}, "needs an OpenVINO engine"),
         ({"engine_min_agreement": 1.5}, "less than or equal to 1"),
     ],
 )
@@ -88,14 +88,7 @@ def test_a_server_on_openvino_serves_what_onnx_runtime_serves(repo):
         try:
             server.wait_ready()
             listed = {m["name"]: m for m in httpx.get(f"{server.url}/models").json()["models"]}
-            labels[engine] = [
-                httpx.post(
-                    f"{server.url}/predict?model=skipinit",
-                    content=png(image),
-                    headers={"Content-Type": "image/png"},
-                ).json()["results"][0]["predictions"][0]["label"]
-                for image in images
-            ]
+            labels[engine] = [server.top_label("skipinit", image) for image in images]
         finally:
             server.stop()
         model = listed["skipinit"]

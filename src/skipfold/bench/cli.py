@@ -34,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--engines",
         type=arguments.csv(arguments.choice(ENGINES)),
-        help=f"of {', '.join(ENGINES)} (default: every one installed for --device; openvino "
-        "runs each float32 model at every float format the CPU computes natively)",
+        help=f"of {', '.join(ENGINES)} (default: every one installed for --device; the OpenVINO "
+        "engines run each float32 model at every float format the CPU computes natively)",
     )
     parser.add_argument(
         "--threads", type=arguments.at_least(0), default=0, help="intra-op threads (0: all cores)"
@@ -77,11 +77,14 @@ def run(args: argparse.Namespace) -> int:
     ]
     missing = sorted(set(engines) - set(installed_engines()))
     if missing:
-        raise ValueError(
-            f"--engines {missing[0]}: not installed (pip install 'skipfold[openvino]')"
-        )
-    if "openvino" in engines and args.device != "cpu":
-        raise ValueError(f"--engines openvino runs on the CPU only, not --device {args.device}")
+        install = {
+            "openvino": "pip install 'skipfold[openvino]'",
+            "onnxruntime-openvino": "pip uninstall onnxruntime && pip install onnxruntime-openvino",
+        }
+        raise ValueError(f"--engines {missing[0]}: not installed ({install[missing[0]]})")
+    for engine in set(engines) - {"onnxruntime"}:
+        if args.device != "cpu":
+            raise ValueError(f"--engines {engine} runs on the CPU only, not --device {args.device}")
 
     config = BenchConfig(
         repo=args.repo,

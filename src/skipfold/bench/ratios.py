@@ -47,7 +47,7 @@ def _ratio(what: str, a: dict, b: dict) -> dict[str, Any]:
 
 def ratios(results: dict[str, Any], models: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Each comparison as (what, numerator, denominator, ratio), from the same run's rows."""
-    rows = [r for r in results["in_process"] if r["engine"] in ("onnxruntime", "openvino")]
+    rows = [r for r in results["in_process"] if not r["engine"].startswith("torch")]
     kinds = _base_kinds(models)
     out = []
     for what, top, bottom in _WITHIN:

@@ -127,7 +127,7 @@ def _latency_panel(ax: Any, rows: list[dict[str, Any]]) -> None:
     """Batch-1 (smallest batch) latency per model, engine and level, with the round spread."""
     batch = min(r["batch"] for r in rows)
     rows = [r for r in rows if r["batch"] == batch]
-    short = {"onnxruntime": "ORT", "openvino": "OV"}
+    short = {"onnxruntime": "ORT", "openvino": "OV", "onnxruntime-openvino": "ORT-OV"}
     labels = [
         f"{r['model']}\n{short.get(r['engine'], r['engine'])} {r['precision']} {r['level']}"
         for r in rows

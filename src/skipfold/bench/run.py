@@ -18,10 +18,16 @@ from skipfold.bench import wrk
 from skipfold.bench.http_load import http_load, http_overhead
 from skipfold.bench.measure import cpu_count, machine_description, measure, summary
 from skipfold.bench.roof import apply_roofs, measure_roofs
-from skipfold.bench.variants import input_size, onnx_variants, openvino_variants, torch_variants
+from skipfold.bench.variants import (
+    input_size,
+    onnx_variants,
+    openvino_ep_variants,
+    openvino_variants,
+    torch_variants,
+)
 from skipfold.formats.model_card import ModelCard
 from skipfold.formats.model_repository import INPUT_NAME, ModelRepository
-from skipfold.service.runtime import create_session, resolve_providers
+from skipfold.service.runtime import OPENVINO, create_session, resolve_providers
 
 
 @dataclass
@@ -75,6 +81,8 @@ def _in_process(
         variants += onnx_variants(models, cards, config.levels, config.device, threads)
     if "openvino" in config.engines:
         variants += openvino_variants(models, cards, threads)
+    if "onnxruntime-openvino" in config.engines:
+        variants += openvino_ep_variants(models, cards, threads)
     notes = []
     if config.torch_reference:
         extra, note = torch_variants(cards, config.device, threads, config.compile)
@@ -137,8 +145,13 @@ def _openvino_version() -> str:
 
 
 def installed_engines() -> list[str]:
-    """The engines this install can bench: ONNX Runtime always, OpenVINO when installed."""
-    return ["onnxruntime"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
+    """The engines this install can bench: ONNX Runtime always, OpenVINO's runtime when
+    installed, and ONNX Runtime's OpenVINO execution provider when this onnxruntime has it."""
+    return (
+        ["onnxruntime"]
+        + (["openvino"] if importlib.util.find_spec("openvino") else [])
+        + (["onnxruntime-openvino"] if OPENVINO in ort.get_available_providers() else [])
+    )
 
 
 def run_bench(config: BenchConfig, progress_factory: Callable[..., Any]) -> dict[str, Any]:
@@ -150,7 +163,10 @@ def run_bench(config: BenchConfig, progress_factory: Callable[..., Any]) -> dict
     rows, notes = _in_process(config, models, cards, progress_factory)
     roofs = {}
     if config.device == "cpu":
+        # OpenVINO's MatMul measures the bf16 and fp16 roofs: without OpenVINO's own runtime
+        # installed, those rows have none
         reduced = sorted({r["precision"] for r in rows} & {"bf16", "fp16"})
+        reduced = reduced if importlib.util.find_spec("openvino") else []
         roofs = measure_roofs(config.thread_count, openvino_precisions=reduced)
     apply_roofs(rows, roofs)
     overhead, http_rows = _over_http(config, models, progress_factory) if config.url else (None, [])

@@ -1,5 +1,6 @@
 """What the benchmark times: each model on ONNX Runtime at each optimization level, on OpenVINO
-at each precision the CPU computes natively (when OpenVINO is installed), and the same network
+(its runtime, or ONNX Runtime's OpenVINO execution provider) at each precision the CPU computes
+natively (when installed), and the same network
 in PyTorch eager (optional: without torch those rows are skipped)."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ class Variant:
     """Something that maps a uint8 batch to outputs, and how it is labelled."""
 
     model: str
-    engine: str  # "onnxruntime", "openvino", "torch-eager" or "torch-compile"
+    engine: str  # "onnxruntime", "openvino", "onnxruntime-openvino", "torch-eager", ...
     provider: str
     level: str
     flops_per_image: int
@@ -83,6 +84,29 @@ def openvino_variants(
             size = (shape[1].get_length(), shape[2].get_length())
             label = card.precision if quantized and card else precision
             variants.append(Variant(name, "openvino", "CPU", "-", flops, size, runner, label))
+    return variants
+
+
+def openvino_ep_variants(
+    models: dict[str, Path], cards: dict[str, ModelCard | None], threads: int
+) -> list[Variant]:
+    """ONNX Runtime's OpenVINO execution provider: each float32 model in fp32 and, where the CPU
+    has it, bf16; each quantized model once, as the server's auto runs it."""
+    from skipfold.service.runtime import Runner, create_openvino_ep_session, openvino_ep_precision
+
+    variants = []
+    for name, path in models.items():
+        card = cards[name]
+        flops = card.flops_per_image if card else 0
+        quantized = card is not None and card.precision != "fp32"
+        native = openvino_ep_precision("auto")
+        for precision in [native] if quantized else sorted({"fp32", native}, reverse=True):
+            runner = Runner(create_openvino_ep_session(path, threads, "all", precision))
+            size = input_size(runner.session)
+            label = card.precision if quantized and card else precision
+            variants.append(
+                Variant(name, "onnxruntime-openvino", "CPU", "-", flops, size, runner, label)
+            )
     return variants
 
 
