@@ -48,9 +48,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     SKIPFOLD_REPOSITORY=/models \
     SKIPFOLD_HOST=0.0.0.0 \
-    SKIPFOLD_PORT=8000
+    SKIPFOLD_PORT=8000 \
+    SKIPFOLD_GRPC_PORT=8001
 USER skipfold
-EXPOSE 8000
+EXPOSE 8000 8001
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python3", "-m", "skipfold.service.healthcheck"]
 ENTRYPOINT ["skipfold", "serve"]

@@ -8,19 +8,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 
 from skipfold import __version__
-from skipfold.service import errors, predict, v2
+from skipfold.service import errors, page, predict, repository_api, v2
 from skipfold.service.decode import Decoder, default_max_pixels
 from skipfold.service.inference import InferenceEngine
 from skipfold.service.memory import trim_after_bursts
 from skipfold.service.metrics import Metrics
 from skipfold.service.middleware import RequestContext
+from skipfold.service.model_control import ModelControl
 from skipfold.service.registry import ModelRegistry, ServedModel
 from skipfold.service.settings import Settings
 
 log = logging.getLogger("skipfold.service")
+GRACE_S = 30.0  # as uvicorn's graceful shutdown (service.server)
 
 
 def _warm_up_decoders() -> None:
@@ -71,6 +74,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     for model in registry.all():
         log.info(_describe(model))
+    app.state.model_control = ModelControl(registry, settings, app.state)
+    app.state.model_control.start()
+    grpc_server = None
+    if getattr(app.state, "serve_grpc", False):  # set by service.server: not in-process tests
+        from skipfold.service import grpc_server as grpc_module
+
+        grpc_server = await grpc_module.start(app.state, settings)
     app.state.ready = True
     heap = getattr(app.state, "heap", None)  # set by service.server, before its threads
     trimmer = asyncio.create_task(trim_after_bursts(heap)) if heap else None
@@ -80,6 +90,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ready = False
         if trimmer:
             trimmer.cancel()
+        await app.state.model_control.stop()
+        if grpc_server is not None:
+            await grpc_server.stop(GRACE_S)  # calls in flight finish, new ones are refused
         await app.state.engine.close()
 
 
@@ -105,10 +118,13 @@ def _openapi_by_hand(app: FastAPI) -> None:
     document both here."""
 
     def openapi() -> dict:
-        if app.openapi_schema is None:
+        names = sorted(app.state.registry.models)
+        if app.openapi_schema is None or app.state.openapi_models != names:
+            app.state.openapi_models = names  # model control changes the served models
+            app.openapi_schema = None
             schema = FastAPI.openapi(app)  # builds and caches app.openapi_schema
             schema["paths"] = {"/predict": predict.OPENAPI, **schema["paths"]}
-            v2.document(schema, sorted(app.state.registry.models))
+            v2.document(schema, names)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -122,6 +138,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="BatchNorm-folded and SkipInit Wide-ResNets on ONNX Runtime.",
         lifespan=lifespan,
+        docs_url=None,  # served by service.page, from local assets
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
@@ -130,11 +149,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Served by the request middleware directly; routed too, so another method gets a 405
     app.add_route("/predict", predict.predict, methods=["POST"], include_in_schema=False)
     app.include_router(v2.router)
+    app.include_router(repository_api.router)
     # Kubernetes-style aliases of the v2 probes
     app.add_api_route("/healthz", v2.live, methods=["GET"])
     app.add_api_route("/readyz", v2.ready, methods=["GET"])
     app.add_api_route("/models", list_models, methods=["GET"])
     app.add_api_route("/metrics", prometheus, methods=["GET"])
+    page.install(app)
     _openapi_by_hand(app)
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     app.add_middleware(
@@ -144,5 +165,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_key=api_key,
         api_key_header=settings.api_key_header,
         direct={("POST", "/predict"): predict.endpoint},
+        also_open=page.is_open,
     )
+    origins = settings.allowed_origins()
+    if origins:  # outermost: a browser's preflight carries no API key
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=[
+                "Content-Type",
+                settings.api_key_header,
+                "Inference-Header-Content-Length",
+                "X-Request-ID",
+            ],
+            expose_headers=["X-Request-ID", "Inference-Header-Content-Length"],
+            max_age=600,
+        )
     return app

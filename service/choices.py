@@ -17,8 +17,12 @@ Engine = Literal["onnxruntime", "openvino", "onnxruntime-openvino"]
 # this device (OpenVINO: bf16 on CPUs with AMX or AVX-512 BF16, else fp32; ONNX Runtime: fp32).
 InferencePrecision = Literal["auto", "fp32", "bf16", "fp16"]
 
+# Triton's model control modes (service.model_control)
+ModelControlMode = Literal["none", "poll", "explicit"]
+
 DEVICES: tuple[str, ...] = get_args(Device)
 LEVELS: tuple[str, ...] = get_args(OptimizationLevel)
 LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 ENGINES: tuple[str, ...] = get_args(Engine)
 INFERENCE_PRECISIONS: tuple[str, ...] = get_args(InferencePrecision)
+MODEL_CONTROL_MODES: tuple[str, ...] = get_args(ModelControlMode)

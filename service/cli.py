@@ -14,7 +14,14 @@ from typing import Any
 
 from skipfold.common import arguments
 from skipfold.formats.model_repository import parse_selection
-from skipfold.service.choices import DEVICES, ENGINES, INFERENCE_PRECISIONS, LEVELS, LOG_LEVELS
+from skipfold.service.choices import (
+    DEVICES,
+    ENGINES,
+    INFERENCE_PRECISIONS,
+    LEVELS,
+    LOG_LEVELS,
+    MODEL_CONTROL_MODES,
+)
 
 # flag: (settings field, type or choices, default shown in --help, help)
 SETTINGS_FLAGS: dict[str, tuple[str, Callable[[str], Any] | tuple[str, ...], str, str]] = {
@@ -26,6 +33,12 @@ SETTINGS_FLAGS: dict[str, tuple[str, Callable[[str], Any] | tuple[str, ...], str
     ),
     "--host": ("host", str, "127.0.0.1", "bind address (0.0.0.0 in containers)"),
     "--port": ("port", arguments.port, "8000", "HTTP port (0: any free port)"),
+    "--grpc-port": (
+        "grpc_port",
+        arguments.port,
+        "8001",
+        "gRPC port of the Open Inference Protocol, as Triton's (0: off)",
+    ),
     "--device": ("device", DEVICES, "cpu", "auto: CUDA if available, else CPU"),
     "--threads": (
         "intra_op_threads",
@@ -78,6 +91,19 @@ SETTINGS_FLAGS: dict[str, tuple[str, Callable[[str], Any] | tuple[str, ...], str
         str,
         "every model, latest version",
         "models to serve, optionally pinned: 'bn,skipinit:1:2'",
+    ),
+    "--model-control": (
+        "model_control",
+        MODEL_CONTROL_MODES,
+        "none",
+        "none: the models loaded at start; poll: new versions in the repository served once "
+        "warmed up, removed ones retired; explicit: POST /v2/repository/models/NAME/load|unload",
+    ),
+    "--poll-interval": (
+        "poll_interval_s",
+        arguments.at_least(0.001, float),
+        "15",
+        "--model-control poll: seconds between repository scans",
     ),
     "--default-model": (
         "default_model",
@@ -146,6 +172,19 @@ SETTINGS_FLAGS: dict[str, tuple[str, Callable[[str], Any] | tuple[str, ...], str
         "open connections and requests at once; beyond it, 503",
     ),
     "--api-key": ("api_key", str, "none", "require this key in the X-API-Key header"),
+    "--cors-origins": (
+        "cors_origins",
+        str,
+        "none",
+        "comma-separated origins browsers may call the API from (CORS); '*': any",
+    ),
+    "--ssl-certfile": (
+        "ssl_certfile",
+        arguments.existing_file,
+        "none: plain HTTP",
+        "TLS certificate chain (PEM), for HTTPS and gRPC",
+    ),
+    "--ssl-keyfile": ("ssl_keyfile", arguments.existing_file, "none", "TLS private key (PEM)"),
     "--shutdown-delay": (
         "shutdown_delay_s",
         arguments.at_least(0, float),

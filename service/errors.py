@@ -27,6 +27,10 @@ class ApiError(Exception):
         self.message = message
 
 
+class GrpcPortError(RuntimeError):
+    """The gRPC port cannot be bound (in use, or not allowed): the server does not start."""
+
+
 def describe(errors: Sequence[Any], shown: int = 5) -> str:
     """pydantic's errors as one line: `where: what; ...`, the body's own prefix left out; the
     first `shown` only (a hostile body can hold millions)."""

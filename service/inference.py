@@ -69,9 +69,12 @@ class InferenceEngine:
     async def infer(self, model: ServedModel, images: np.ndarray) -> Result:
         if self.max_batch_size > 1:
             key = (model.name, model.version)
-            if key not in self._batchers:
-                self._batchers[key] = _Batcher(self, model)
-            return await self._batchers[key].submit(images)
+            batcher = self._batchers.get(key)
+            if batcher is None or batcher.model is not model:  # new, or reloaded since
+                if batcher is not None:
+                    batcher.retire()
+                batcher = self._batchers[key] = _Batcher(self, model)
+            return await batcher.submit(images)
         enqueued = time.perf_counter()
         if self._alone() and model.seconds_per_image * len(images) <= self.inline_max_s:
             self.metrics.calls.labels(model.name, "event_loop").inc()
@@ -107,6 +110,15 @@ class InferenceEngine:
         finally:
             self._in_worker -= 1
 
+    def retire(self, model: ServedModel) -> None:
+        """`model` takes no new requests (unloaded or replaced): its batcher, if any, runs
+        what it holds and ends."""
+        key = (model.name, model.version)
+        batcher = self._batchers.get(key)
+        if batcher is not None and batcher.model is model:
+            del self._batchers[key]
+            batcher.retire()
+
     async def close(self) -> None:
         for batcher in self._batchers.values():
             batcher.task.cancel()
@@ -124,6 +136,7 @@ class _Batcher:
             limit = min(limit, model.max_batch_size)
         self.limit = limit
         self.pending: collections.deque[_Pending] = collections.deque()
+        self.retired = False
         self.wakeup = asyncio.Event()
         self.task = asyncio.get_running_loop().create_task(self._collect())
 
@@ -133,6 +146,10 @@ class _Batcher:
         self.wakeup.set()
         return await future
 
+    def retire(self) -> None:
+        self.retired = True
+        self.wakeup.set()
+
     def _queued(self) -> int:
         return sum(len(p.images) for p in self.pending)
 
@@ -140,6 +157,8 @@ class _Batcher:
         loop = asyncio.get_running_loop()
         while True:
             while not self.pending:
+                if self.retired:
+                    return
                 self.wakeup.clear()
                 await self.wakeup.wait()
             deadline = loop.time() + max(

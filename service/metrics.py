@@ -44,6 +44,18 @@ class Metrics:
             ["model", "runs_on"],
             registry=self.registry,
         )
+        self.loads = Counter(
+            "skipfold_model_loads",
+            "Model versions loaded while serving (model control: poll or explicit)",
+            ["model"],
+            registry=self.registry,
+        )
+        self.load_failures = Counter(
+            "skipfold_model_load_failures",
+            "Model versions that failed to load while serving; what was serving stayed",
+            ["model"],
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "skipfold_requests_in_flight",
             "Inference requests being handled now",

@@ -56,9 +56,11 @@ class RequestContext:
         api_key: str | None = None,
         api_key_header: str = "X-API-Key",
         direct: dict[tuple[str, str], ASGIApp] | None = None,
+        also_open: Callable[[str], bool] | None = None,
     ) -> None:
         self.app = app
         self.direct = direct or {}  # (method, path) -> the ASGI app that serves it
+        self.also_open = also_open or (lambda path: False)  # more paths without the key
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.api_key = api_key.encode() if api_key else None
@@ -115,7 +117,8 @@ class RequestContext:
             )
 
     def _refusal(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str] | None:
-        if self.api_key is not None and scope["path"] not in OPEN_PATHS:
+        path = scope["path"]
+        if self.api_key is not None and path not in OPEN_PATHS and not self.also_open(path):
             given = headers.get(self.api_key_header, b"")
             if not hmac.compare_digest(given, self.api_key):
                 return 401, f"missing or wrong API key (header {self.api_key_header.decode()})"

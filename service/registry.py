@@ -248,16 +248,30 @@ class ModelRegistry:
     def all(self) -> list[ServedModel]:
         return [m for versions in self.models.values() for m in versions.values()]
 
+    def replace(self, name: str, versions: dict[int, ServedModel] | None) -> None:
+        """Serve `versions` of `name` from now on (None: stop serving it). The table is
+        replaced, not changed: a reader holds a consistent one (service.model_control)."""
+        models = dict(self.models)
+        if versions:
+            models[name] = dict(versions)
+        else:
+            models.pop(name, None)
+        self.models = models
+
     def warm_up(self, runs: int) -> None:
-        """Run every model a few times, so the first request does not pay for allocations,
-        and time one image (what the engine needs to decide where a call runs)."""
         for model in self.all():
-            sizes = {1, max(1, min(model.max_batch_size, 8))}
-            for size in sorted(sizes):
-                images = np.zeros((size, *model.input_size, 3), dtype=np.uint8)
-                for _ in range(runs):
-                    started = time.perf_counter()
-                    model.runner(images)
-                    if size == 1:
-                        elapsed = time.perf_counter() - started
-                        model.seconds_per_image = min(model.seconds_per_image, elapsed)
+            self.warm_up_model(model, runs)
+
+    @staticmethod
+    def warm_up_model(model: ServedModel, runs: int) -> None:
+        """Run a model a few times, so the first request does not pay for allocations, and
+        time one image (what the engine needs to decide where a call runs)."""
+        sizes = {1, max(1, min(model.max_batch_size, 8))}
+        for size in sorted(sizes):
+            images = np.zeros((size, *model.input_size, 3), dtype=np.uint8)
+            for _ in range(runs):
+                started = time.perf_counter()
+                model.runner(images)
+                if size == 1:
+                    elapsed = time.perf_counter() - started
+                    model.seconds_per_image = min(model.seconds_per_image, elapsed)

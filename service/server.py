@@ -16,8 +16,9 @@ from typing import Any
 
 import uvicorn
 
-from skipfold.service.app import create_app
+from skipfold.service.app import GRACE_S, create_app
 from skipfold.service.engine_check import EngineCheckError
+from skipfold.service.errors import GrpcPortError
 from skipfold.service.memory import Heap
 from skipfold.service.protocol import TimedHttpProtocol
 from skipfold.service.registry import RepositoryError
@@ -64,7 +65,7 @@ class _CleanStartupFailure:
         async def clean_send(message: Any) -> None:
             if message["type"] == "lifespan.startup.failed":
                 last = message.get("message", "").strip().splitlines()[-1:] or [""]
-                for error in (RepositoryError, DeviceError, EngineCheckError):
+                for error in (RepositoryError, DeviceError, EngineCheckError, GrpcPortError):
                     prefix = f"{error.__module__}.{error.__qualname__}: "
                     if last[0].startswith(prefix):
                         message = {**message, "message": "cannot start: " + last[0][len(prefix) :]}
@@ -87,6 +88,7 @@ def _allow_open_files(wanted: int) -> None:
 
 def serve(settings: Settings) -> int:
     app = create_app(settings)
+    app.state.serve_grpc = settings.grpc_port != 0  # started in the lifespan, beside HTTP
     _allow_open_files(settings.max_connections + 256)  # + the models, logs and sockets of its own
     app.state.heap = Heap.of_this_process()
     config = uvicorn.Config(
@@ -102,8 +104,10 @@ def serve(settings: Settings) -> int:
         limit_concurrency=settings.max_connections,
         log_level=settings.log_level,
         access_log=False,  # service.middleware logs each request with its id
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=int(GRACE_S),
         lifespan="on",
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
     )
     server = _Server(config, app, settings.shutdown_delay_s)
     # every request read, started or not: the engine runs a call inline only when alone

@@ -14,6 +14,7 @@ from skipfold.service.choices import (
     Engine,
     InferencePrecision,
     LogLevel,
+    ModelControlMode,
     OptimizationLevel,
 )
 
@@ -33,6 +34,12 @@ class Settings(BaseSettings):
     repository: Path = Field(Path("repo"), description="model repository (skipfold export)")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    grpc_port: int = Field(
+        8001,
+        ge=0,
+        le=65535,
+        description="the Open Inference Protocol over gRPC (Triton's port); 0 turns it off",
+    )
     device: Device = "cpu"
     intra_op_threads: int = Field(
         default_factory=_cpu_count, ge=1, description="ONNX Runtime threads per inference call"
@@ -74,6 +81,13 @@ class Settings(BaseSettings):
         "to versions: 'bn,skipinit:1:2' (default: every model, latest version)",
     )
     default_model: str | None = None
+    model_control: ModelControlMode = Field(
+        "none",
+        description="none: the models loaded at start; poll: rescan the repository every "
+        "poll_interval_s, serve new versions once warmed up; explicit: load and unload through "
+        "the repository API (POST /v2/repository/...)",
+    )
+    poll_interval_s: float = Field(15.0, gt=0, description="model_control poll: seconds")
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)
     max_image_pixels: int | None = Field(
         None,
@@ -91,6 +105,15 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1)
     api_key: SecretStr | None = None
     api_key_header: str = "X-API-Key"
+    cors_origins: str = Field(
+        "",
+        description="comma-separated origins browsers may call the API from (CORS), e.g. "
+        "'https://app.example.com'; '*' for any; empty: none (off)",
+    )
+    ssl_certfile: Path | None = Field(
+        None, description="TLS certificate chain (PEM): HTTPS, and TLS on the gRPC port"
+    )
+    ssl_keyfile: Path | None = Field(None, description="TLS private key (PEM)")
     max_batch_size: int = Field(0, ge=0, description="dynamic batching: 0 = off")
     max_queue_delay_ms: float = Field(2.0, ge=0)
     inline_max_ms: float = Field(
@@ -130,6 +153,18 @@ class Settings(BaseSettings):
                 "(ONNX Runtime computes a graph in the precision it was exported in)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together: give both, or neither")
+        for path in (self.ssl_certfile, self.ssl_keyfile):
+            if path is not None and not path.is_file():
+                raise ValueError(f"TLS file {path} does not exist")
+        return self
+
+    def allowed_origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     def pinned_versions(self) -> dict[str, list[int]]:
         """`models` parsed: name -> pinned versions (an empty list means the latest)."""

@@ -30,7 +30,9 @@ router = APIRouter(prefix="/v2")
 # about 8 KB: well under a millisecond); larger ones in a worker thread, as parsing a hostile
 # body of a few megabytes can take a second or more.
 INLINE_BODY_BYTES = 64 * 1024
-EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration"]
+EXTENSIONS = [
+    "binary_tensor_data", "classification", "model_configuration", "model_repository",
+]  # fmt: skip
 DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.uint8): "UINT8"}
 
 
@@ -54,8 +56,8 @@ def _tensor_metadata(name: str, datatype: str, dims: list[int]) -> dict:
     return {"name": name, "datatype": datatype, "shape": [-1, *dims]}
 
 
-def _model_metadata(request: Request, served: ServedModel) -> dict:
-    versions = request.app.state.registry.models[served.name]
+def model_metadata(versions: list[int], served: ServedModel) -> dict:
+    """The protocol's model metadata (HTTP's JSON and gRPC's message alike)."""
     classes = len(served.classes)
     return {
         "name": served.name,
@@ -68,8 +70,10 @@ def _model_metadata(request: Request, served: ServedModel) -> dict:
 
 @router.get("/models/{name}")
 @router.get("/models/{name}/versions/{version}")
-async def model_metadata(request: Request, name: str, version: str | None = None) -> dict:
-    return _model_metadata(request, request.app.state.registry.get(name, version))
+async def metadata(request: Request, name: str, version: str | None = None) -> dict:
+    registry = request.app.state.registry
+    served = registry.get(name, version)
+    return model_metadata(sorted(registry.models.get(served.name, ())), served)
 
 
 @router.get("/models/{name}/ready")
@@ -85,8 +89,12 @@ async def model_ready(request: Request, name: str, version: str | None = None) -
 
 @router.get("/models/{name}/config")
 @router.get("/models/{name}/versions/{version}/config")
-async def model_config(request: Request, name: str, version: str | None = None) -> dict:
-    served = request.app.state.registry.get(name, version)
+async def config(request: Request, name: str, version: str | None = None) -> dict:
+    return model_config(request.app.state.registry.get(name, version))
+
+
+def model_config(served: ServedModel) -> dict:
+    """Triton's model configuration of a served model, as JSON (gRPC: the same fields)."""
     classes = len(served.classes)
     return {
         "name": served.name,
@@ -131,28 +139,9 @@ def _read_request(
 
 
 def _input_array(served: ServedModel, request: InferRequest, binary: bytes) -> np.ndarray:
-    if len(request.inputs) != 1:
-        raise ApiError(400, f"model {served.name!r} takes exactly one input, {served.input_name!r}")
     tensor = request.inputs[0]
-    if tensor.name != served.input_name:
-        raise ApiError(
-            400, f"unknown input {tensor.name!r}; model {served.name!r} takes {served.input_name!r}"
-        )
-    if tensor.datatype != "UINT8":
-        raise ApiError(400, f"input {served.input_name!r} must be UINT8, got {tensor.datatype!r}")
     shape = tensor.shape
-    expected = [*served.input_size, 3]
-    if len(shape) != 4 or shape[1:] != expected or shape[0] < 1:
-        raise ApiError(
-            400, f"input shape must be [N, {', '.join(map(str, expected))}], got {shape}"
-        )
-    if served.max_batch_size and shape[0] > served.max_batch_size:
-        raise ApiError(
-            400,
-            f"batch of {shape[0]} exceeds model {served.name!r}'s max_batch_size "
-            f"{served.max_batch_size}",
-        )
-    count = shape[0] * int(np.prod(expected))
+    count = check_input(served, len(request.inputs), tensor.name, tensor.datatype, shape)
     size = tensor.parameters.binary_data_size if tensor.parameters else None
     if size is not None:
         if size != count or len(binary) < size:
@@ -164,6 +153,44 @@ def _input_array(served: ServedModel, request: InferRequest, binary: bytes) -> n
     if tensor.data is None:
         raise ApiError(400, f"input {served.input_name!r} has neither 'data' nor binary data")
     return _data_array(tensor.data, shape, count)
+
+
+def check_outputs(served: ServedModel, names: list[str]) -> None:
+    """ApiError (400) for a requested output the model does not have (HTTP and gRPC)."""
+    for name in names:
+        if name not in served.output_names:
+            raise ApiError(
+                400,
+                f"unknown output {name!r}; model {served.name!r} has "
+                f"{', '.join(served.output_names)}",
+            )
+
+
+def check_input(
+    served: ServedModel, inputs: int, name: str, datatype: str, shape: list[int]
+) -> int:
+    """The number of values the one input tensor described must hold; ApiError (400) if the
+    description does not fit the model (HTTP and gRPC alike)."""
+    if inputs != 1:
+        raise ApiError(400, f"model {served.name!r} takes exactly one input, {served.input_name!r}")
+    if name != served.input_name:
+        raise ApiError(
+            400, f"unknown input {name!r}; model {served.name!r} takes {served.input_name!r}"
+        )
+    if datatype != "UINT8":
+        raise ApiError(400, f"input {served.input_name!r} must be UINT8, got {datatype!r}")
+    expected = [*served.input_size, 3]
+    if len(shape) != 4 or shape[1:] != expected or shape[0] < 1:
+        raise ApiError(
+            400, f"input shape must be [N, {', '.join(map(str, expected))}], got {shape}"
+        )
+    if served.max_batch_size and shape[0] > served.max_batch_size:
+        raise ApiError(
+            400,
+            f"batch of {shape[0]} exceeds the max_batch_size {served.max_batch_size} of model "
+            f"{served.name!r}",
+        )
+    return shape[0] * int(np.prod(expected))
 
 
 def _data_array(data: list[Any], shape: list[int], count: int) -> np.ndarray:
@@ -182,7 +209,7 @@ def _data_array(data: list[Any], shape: list[int], count: int) -> np.ndarray:
     return values.astype(np.uint8).reshape(shape)
 
 
-def _classification(values: np.ndarray, k: int, classes: list[str]) -> np.ndarray:
+def classification(values: np.ndarray, k: int, classes: list[str]) -> np.ndarray:
     """Triton's classification output: top k of each row as 'score:index:label' strings."""
     k = min(k, values.shape[1])
     rows = []
@@ -192,7 +219,7 @@ def _classification(values: np.ndarray, k: int, classes: list[str]) -> np.ndarra
     return np.array(rows, dtype=object)
 
 
-def _bytes_tensor(values: np.ndarray) -> bytes:
+def bytes_tensor(values: np.ndarray) -> bytes:
     """BYTES elements in the binary extension: 4-byte little-endian length + the bytes."""
     parts = []
     for item in values.reshape(-1):
@@ -245,13 +272,7 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
     else:
         payload, images = await asyncio.to_thread(_read_request, served, body, header_length)
     requested = payload.outputs or [RequestedOutput(name=n) for n in served.output_names]
-    for item in requested:
-        if item.name not in served.output_names:
-            raise ApiError(
-                400,
-                f"unknown output {item.name!r}; model {served.name!r} has "
-                f"{', '.join(served.output_names)}",
-            )
+    check_outputs(served, [item.name for item in requested])
     result = await state.engine.infer(served, images)
     state.metrics.latency.labels(served.name, "queue").observe(result.queue_s)
     state.metrics.latency.labels(served.name, "inference").observe(result.inference_s)
@@ -265,7 +286,7 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
         values = produced[item.name]
         datatype = DATATYPES[values.dtype]
         if parameters.classification:
-            values = _classification(values, parameters.classification, served.classes)
+            values = classification(values, parameters.classification, served.classes)
             datatype = "BYTES"
         entry: dict[str, Any] = {
             "name": item.name,
@@ -274,7 +295,7 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
         }
         binary_output = parameters.binary_data
         if binary_output if binary_output is not None else binary_default:
-            raw = _bytes_tensor(values) if datatype == "BYTES" else values.tobytes()
+            raw = bytes_tensor(values) if datatype == "BYTES" else values.tobytes()
             entry["parameters"] = {"binary_data_size": len(raw)}
             chunks.append(raw)
         else:

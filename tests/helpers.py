@@ -60,14 +60,18 @@ class Server:
         self, repo: Path, *args: str, env: dict | None = None, python: str = sys.executable
     ) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = "--ssl-certfile" in args
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
         # A file, not a pipe: nobody reads a pipe while the test runs, and a server that logs
         # every request fills one (64 KB) and then blocks on its next log line.
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
             [
                 *(python, "-m", "skipfold", "serve", "--repo", str(repo)),
-                *("--port", str(self.port), "--threads", "1", *args),
+                *("--port", str(self.port), "--threads", "1"),
+                # gRPC off unless asked for: Triton's 8001 would clash between test servers
+                *(() if "--grpc-port" in args else ("--grpc-port", "0")),
+                *args,
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -85,7 +89,8 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.output()}")
             try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
+                ready = httpx.get(f"{self.url}/v2/health/ready", timeout=1, verify=not self.tls)
+                if ready.status_code == 200:
                     return
             except httpx.TransportError:
                 pass

@@ -40,6 +40,8 @@ HELP = {
     "warmup_epochs": "linear warm-up",
     "momentum": "SGD heavy-ball momentum",
     "weight_decay": "L2 on every parameter",
+    "label_smoothing": "e in the training loss's targets (1 - e) one-hot + e uniform; the test "
+    "loss is always plain cross-entropy",
     "device": "auto: cuda when available",
     "precision": "bf16: the steps and the test under bfloat16 autocast (weights stay float32); "
     "auto: bf16 on CUDA, fp32 on the CPU (bf16 on a CPU with AVX512-BF16 or AMX trains about "
@@ -59,6 +61,7 @@ GROUPS = {
         "warmup_epochs",
         "momentum",
         "weight_decay",
+        "label_smoothing",
     ),
     "machine": ("device", "precision", "seed"),
 }

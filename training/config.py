@@ -73,6 +73,9 @@ class TrainConfig(BaseModel):
     warmup_epochs: NonNegative = 0.0
     momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
     weight_decay: NonNegative = 5e-4  # L2 on every parameter, as in the WRN reference
+    # the training loss against (1 - e) one-hot + e uniform (Szegedy et al. 2016); the papers
+    # use none, short runs on real images gain from it (docs/results.md, CIFAR-10)
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     # machine
     device: Device = "auto"  # auto: cuda when available, else cpu
     # bf16: convolutions in bfloat16 under autocast (weights, optimizer and BN statistics stay

@@ -76,7 +76,7 @@ def load_dataset(
 ) -> ImageDataset:
     """Load a data set by name; see the module docstring for what each needs."""
     if name == "shapes":
-        from skipfold.training.shapes import CLASSES, generate_cached
+        from skipfold.common.shapes import CLASSES, generate_cached
 
         train = generate_cached(shapes_train, seed=seed)
         test = generate_cached(shapes_test, seed=seed + 1_000_003)  # disjoint stream from train

@@ -90,6 +90,7 @@ def train_epoch(
     seed: int,
     *,
     bf16: bool = False,
+    label_smoothing: float = 0.0,
 ) -> dict[str, Any]:
     """One epoch; the row metrics.jsonl gets (without the test figures). Raises Diverged."""
     device = ddp.device
@@ -121,7 +122,7 @@ def train_epoch(
         y = data.train_y[index][mine]
         with autocast(device, bf16):
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), y)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

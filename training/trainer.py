@@ -207,7 +207,7 @@ def _train_epochs(
     for epoch in range(done + 1, config.epochs + 1):
         row = train_epoch(
             train_model, session.optimizer, tensors, session.plan, ddp, epoch, config.seed,
-            bf16=bf16,
+            bf16=bf16, label_smoothing=config.label_smoothing,
         )  # fmt: skip
         row["test_loss"], row["test_acc"] = evaluate_test_set(model, tensors, ddp, bf16=bf16)
         metrics.append({k: row[k] for k in METRIC_KEYS})

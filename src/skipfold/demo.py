@@ -154,14 +154,13 @@ def write_samples(folder: Path) -> list[Path]:
     """One test image per shape class, to send to the server."""
     from PIL import Image
 
-    from skipfold.training.shapes import CLASSES, generate
+    from skipfold.common.shapes import class_samples
 
-    images, labels = generate(200, seed=12345)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for index, name in enumerate(CLASSES):
+    for name, image in class_samples():
         path = folder / f"{name}.png"
-        Image.fromarray(images[list(labels).index(index)]).save(path)
+        Image.fromarray(image).save(path)
         paths.append(path)
     return paths
 

@@ -6,8 +6,8 @@ import onnxruntime as ort
 import pytest
 import tritonclient.http as triton
 
+from skipfold.common.shapes import CLASSES
 from skipfold.formats.model_card import ModelCard
-from skipfold.training.shapes import CLASSES
 from tests.helpers import Server, png, sample_images
 
 pytestmark = pytest.mark.e2e

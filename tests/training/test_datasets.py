@@ -103,7 +103,7 @@ def test_unknown_dataset_names_the_choices():
 
 
 def test_shapes_are_cached_as_generated_and_a_damaged_cache_is_made_again(tmp_path, monkeypatch):
-    from skipfold.training.shapes import generate
+    from skipfold.common.shapes import generate
 
     monkeypatch.setenv("SKIPFOLD_CACHE", str(tmp_path))
     first = load_dataset("shapes", shapes_train=200, shapes_test=50, seed=3)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from skipfold.training.shapes import CLASSES, generate
+from skipfold.common.shapes import CLASSES, generate
 
 
 def test_shapes_are_deterministic_balanced_uint8_images():

@@ -120,3 +120,10 @@ def generate_cached(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     except OSError:
         pass
     return images, labels
+
+
+def class_samples(seed: int = 12345) -> list[tuple[str, np.ndarray]]:
+    """One image of each class, [H, W, 3] uint8: the demo's samples/ and the server's page."""
+    images, labels = generate(200, seed=seed)
+    found = list(labels)
+    return [(name, images[found.index(index)]) for index, name in enumerate(CLASSES)]
