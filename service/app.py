@@ -81,6 +81,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from skipfold.service import grpc_server as grpc_module
 
         grpc_server = await grpc_module.start(app.state, settings)
+    app.state.grpc_server = grpc_server
     app.state.ready = True
     heap = getattr(app.state, "heap", None)  # set by service.server, before its threads
     trimmer = asyncio.create_task(trim_after_bursts(heap)) if heap else None

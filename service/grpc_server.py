@@ -3,7 +3,9 @@
 grpcio's asyncio server runs on uvicorn's event loop, beside HTTP, and shares everything with it:
 the registry, the inference engine (batching and workers), the metrics, the API key (sent as
 request metadata under the HTTP header's name, lower-cased), the size limit (`max_body_bytes`
-per message) and the shutdown (readiness false at SIGTERM; in-flight calls finish).
+per message) and the shutdown: at SIGTERM readiness turns false and calls are still served for
+the shutdown delay, as over HTTP; then both stop together, gRPC with a GOAWAY, and the calls in
+flight finish (service.server).
 
 Errors leave as gRPC status codes with HTTP's one-line messages: INVALID_ARGUMENT for a request
 that does not fit the model, NOT_FOUND for an unknown model or version, UNAUTHENTICATED for a
@@ -16,6 +18,7 @@ imported by `skipfold serve` only when gRPC is on.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -137,21 +140,24 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         served: ServedModel | None = None
         code = "OK"
         state.metrics.in_flight.inc()
+        state.engine.other_requests += 1  # the engine runs a call inline only when alone
         try:
-            if not self.ready:
-                raise ApiError(503, "the server is not ready")
             served = state.registry.get(request.model_name, request.model_version or None)
             response = await self._infer(served, request)
             state.metrics.latency.labels(served.name, "total").observe(
                 time.perf_counter() - started
             )
             return response
+        except asyncio.CancelledError:  # the client went away, or its deadline passed
+            code = "CANCELLED"
+            raise
         except Exception as exc:
             known = known_error(exc)
             code = STATUS.get(known[0], grpc.StatusCode.INVALID_ARGUMENT) if known else None
             code = code.name if code else "INTERNAL"
             raise
         finally:
+            state.engine.other_requests -= 1
             state.metrics.in_flight.dec()
             model = served.name if served else "-"
             state.metrics.requests.labels(model, "grpc_infer", code).inc()

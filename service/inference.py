@@ -65,9 +65,10 @@ class InferenceEngine:
         self._batchers: dict[tuple[str, int], _Batcher] = {}
         self._in_worker = 0  # calls handed to the worker and not yet finished
         self.requests = requests
+        self.other_requests = 0  # requests the HTTP server does not see (gRPC calls in flight)
 
     async def infer(self, model: ServedModel, images: np.ndarray) -> Result:
-        if self.max_batch_size > 1:
+        if self.max_batch_size > 1 and not model.retired:  # a retired one runs unbatched
             key = (model.name, model.version)
             batcher = self._batchers.get(key)
             if batcher is None or batcher.model is not model:  # new, or reloaded since
@@ -93,7 +94,8 @@ class InferenceEngine:
         (in separate runs at 8 clients: 126-128 requests/s inline, 152-173 through the worker)."""
         if self._in_worker:
             return False
-        return self.requests is None or len(self.requests) <= 1
+        http = len(self.requests) if self.requests is not None else 0
+        return http + self.other_requests <= 1
 
     async def _run(
         self, model: ServedModel, images: np.ndarray
@@ -113,6 +115,7 @@ class InferenceEngine:
     def retire(self, model: ServedModel) -> None:
         """`model` takes no new requests (unloaded or replaced): its batcher, if any, runs
         what it holds and ends."""
+        model.retired = True
         key = (model.name, model.version)
         batcher = self._batchers.get(key)
         if batcher is not None and batcher.model is model:

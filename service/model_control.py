@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from skipfold.formats.model_repository import ModelRepository, RepositoryError
-from skipfold.service.engine_check import EngineCheckError
 from skipfold.service.errors import ApiError
 from skipfold.service.registry import ModelRegistry, ServedModel, load_model
 from skipfold.service.settings import Settings
@@ -39,15 +38,17 @@ READY, LOADING, UNAVAILABLE = "READY", "LOADING", "UNAVAILABLE"
 class VersionState:
     state: str
     reason: str = ""
-    file: tuple[int, int] | None = None  # (size, mtime_ns) of the model.onnx that failed
+    file: tuple[int, ...] | None = None  # the failed model.onnx, as _file_signature saw it
 
 
-def _file_signature(path: os.PathLike) -> tuple[int, int] | None:
+def _file_signature(path: os.PathLike) -> tuple[int, ...] | None:
+    """Which file, and which contents as far as the file system can tell: taken before a load,
+    so a file still being written when the load failed is retried once it is complete."""
     try:
         status = os.stat(path)
     except OSError:
         return None
-    return status.st_size, status.st_mtime_ns
+    return status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns
 
 
 class ModelControl:
@@ -199,20 +200,20 @@ class ModelControl:
         failures: list[str] = []
         for number in numbers:
             self.states[(name, number)] = VersionState(LOADING)
+            signature = _file_signature(self.repository.model_file(name, number))
             try:
                 loaded[number] = await asyncio.to_thread(self._load_one, name, number)
-            except (RepositoryError, EngineCheckError, OSError, ValueError) as exc:
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                path = self.repository.model_file(name, number)
-                self.states[(name, number)] = VersionState(
-                    UNAVAILABLE, reason, _file_signature(path)
-                )
+            except Exception as exc:  # whatever the runtime raises: the version stays out
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                self.states[(name, number)] = VersionState(UNAVAILABLE, reason, signature)
                 self.app_state.metrics.load_failures.labels(name).inc()
                 log.error("model %s version %s failed to load: %s", name, number, reason)
                 failures.append(reason)
         if loaded:
             current = self.registry.models.get(name, {})
-            versions = {**current, **loaded} if keep_others else loaded
+            # explicit: the versions asked for; one that failed to reload keeps serving
+            kept = current if keep_others else {n: m for n, m in current.items() if n in numbers}
+            versions = {**kept, **loaded}
             for number in set(current) - set(versions):
                 self._forget(current[number])
                 self.states[(name, number)] = VersionState(UNAVAILABLE, "unloaded")

@@ -45,6 +45,7 @@ class ServedModel:
     engine: str = "onnxruntime"
     inference_precision: str = "fp32"  # what the engine computes float layers in
     engine_check: EngineCheck | None = None  # another engine or precision vs ONNX Runtime
+    retired: bool = False  # unloaded or replaced: finishes its requests, takes no batch queue
 
     @property
     def input_name(self) -> str:
@@ -257,6 +258,8 @@ class ModelRegistry:
         else:
             models.pop(name, None)
         self.models = models
+        if name == self.default and not versions and models:
+            self.default = next(iter(models))  # requests that name no model go there now
 
     def warm_up(self, runs: int) -> None:
         for model in self.all():

@@ -1,8 +1,9 @@
 """Running the app under uvicorn, with a graceful SIGTERM and a clean start-up failure.
 
 On SIGTERM (or Ctrl-C) readiness turns false at once, so a load balancer stops sending new
-requests; after `shutdown_delay_s` uvicorn stops accepting connections, lets the requests in
-flight finish, runs the lifespan shutdown and exits 0.
+requests; after `shutdown_delay_s` uvicorn stops accepting connections and the gRPC server
+stops taking calls (a GOAWAY), both let the requests in flight finish (within GRACE_S), the
+lifespan shutdown runs and the process exits 0.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class _Server(uvicorn.Server):
 
     def _stop(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
+        grpc_server = getattr(self.app_state, "grpc_server", None)
+        if grpc_server is not None:  # drains beside HTTP, not after it: one grace period
+            asyncio.get_event_loop().create_task(grpc_server.stop(GRACE_S))
         # uvicorn re-raises the captured signal once it has shut down, which would end a
         # graceful shutdown with status 143; the shutdown was clean, so exit 0 instead.
         getattr(self, "_captured_signals", []).clear()

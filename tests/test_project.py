@@ -42,7 +42,8 @@ def test_ci_runs_exactly_the_readme_test_command_then_the_container_smoke_test()
         "command -v kubectl ",
     )
     commands = [line for line in script if line and not line.startswith(setup)]
-    assert commands == [readme_commands()[1], "bash .ci/containers"]
+    # the README's command, and a failure of it fails CI (set -e spares && lists)
+    assert commands == [readme_commands()[1] + " || exit 1", "bash .ci/containers"]
 
 
 def pyproject() -> dict:

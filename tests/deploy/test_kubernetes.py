@@ -7,6 +7,7 @@ import copy
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -205,6 +206,10 @@ def test_the_deployment_s_server_answers_its_probes(repo, tmp_path):
     pod = the_deployment(documents_)["spec"]["template"]
     container = pod["spec"]["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for port in ports.values():  # the manifest's own ports, as the probes name them
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                pytest.skip(f"port {port} is taken on this machine by another process")
     process, environment = _start_as_deployed(container, repo, tmp_path)
     try:
         url = _wait_for_startup(process, container, ports)

@@ -216,39 +216,48 @@ def test_grpc_port_in_use_is_one_line(repo, server):
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_sigterm_finishes_calls_in_flight(repo):
-    """The same graceful stop as HTTP: readiness false at once, calls in flight answered."""
+def test_sigterm_keeps_serving_through_the_delay_then_stops_cleanly(repo):
+    """As HTTP: at SIGTERM readiness turns false but calls are answered for the shutdown delay
+    (a load balancer needs it to notice); then the server stops and exits 0."""
     import signal
     import threading
 
     grpc_port = free_port()
-    server = Server(repo, "--grpc-port", str(grpc_port), "--shutdown-delay", "1.5")
+    server = Server(repo, "--grpc-port", str(grpc_port), "--shutdown-delay", "2")
     server.wait_ready()
     client = triton_grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}")
-    failures, answered = [], []
+    answered: list[float] = []  # when each call was answered
+    failures: list[tuple[float, Exception]] = []
+    stopping = threading.Event()
 
     def keep_sending() -> None:
         tensor = triton_grpc.InferInput("images", [1, 32, 32, 3], "UINT8")
         tensor.set_data_from_numpy(sample_images(1))
-        while server.process.poll() is None and len(answered) < 10_000:
+        while not stopping.is_set() and server.process.poll() is None:
             try:
                 client.infer("bn", [tensor])
-                answered.append(1)
+                answered.append(time.monotonic())
             except triton_grpc.InferenceServerException as exc:
-                if "UNAVAILABLE" not in exc.status():  # refused after the stop: expected
-                    failures.append(exc)
+                failures.append((time.monotonic(), exc))
                 return
 
     thread = threading.Thread(target=keep_sending)
     thread.start()
     try:
+        deadline = time.monotonic() + 30
         while len(answered) < 5:
+            assert time.monotonic() < deadline and thread.is_alive(), failures
             time.sleep(0.01)
+        signalled = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
         ready_after = client.is_server_ready()
-        assert server.process.wait(timeout=30) == 0
+        assert server.process.wait(timeout=40) == 0
     finally:
+        stopping.set()
         thread.join(timeout=30)
         server.stop()
     assert not ready_after
-    assert not failures
+    during_delay = [t for t in answered if signalled + 0.5 < t < signalled + 1.5]
+    assert during_delay, "no call answered during the shutdown delay"
+    assert all(t > signalled + 1.5 for t, _ in failures), failures  # refused only once stopping

@@ -147,3 +147,46 @@ def test_two_workers_run_two_calls_at_once_and_keep_each_answer(repo):
     assert peak == 2
     for i, result in zip((0, 4, 8, 12), results, strict=True):
         np.testing.assert_array_equal(result.outputs[1], expected[i : i + 4])
+
+
+def test_a_retired_version_finishes_unbatched_and_leaves_no_batch_queue(repo):
+    """A request that took a version before it was unloaded or replaced still gets its answer,
+    without a batch queue that nothing would ever end (service.model_control)."""
+    registry = ModelRegistry.load(Settings(repository=repo, intra_op_threads=1, models="bn"))
+    model = registry.get("bn", None)
+    images = sample_images(2, seed=9)
+    expected = model.runner(images)[1]
+
+    async def scenario():
+        engine = InferenceEngine(Metrics(), max_batch_size=8, max_queue_delay_ms=1)
+        batched = await engine.infer(model, images)
+        assert list(engine._batchers) == [("bn", 2)]
+        engine.retire(model)
+        assert model.retired and not engine._batchers
+        late = await engine.infer(model, images)  # took the model before it was retired
+        assert not engine._batchers
+        await engine.close()
+        return batched, late
+
+    batched, late = asyncio.run(scenario())
+    np.testing.assert_array_equal(batched.outputs[1], expected)
+    np.testing.assert_array_equal(late.outputs[1], expected)
+
+
+def test_grpc_calls_count_as_other_work(repo):
+    registry = ModelRegistry.load(Settings(repository=repo, intra_op_threads=1, models="bn"))
+    model = registry.get("bn", None)
+    model.seconds_per_image = 0.001
+
+    async def scenario():
+        metrics = Metrics()
+        engine = InferenceEngine(metrics, inline_max_ms=10, requests=set())
+        engine.other_requests = 2  # two gRPC calls in flight: this one and another
+        await engine.infer(model, sample_images(1))
+        engine.other_requests = 1  # alone
+        await engine.infer(model, sample_images(1))
+        await engine.close()
+        return metrics
+
+    metrics = asyncio.run(scenario())
+    assert calls(metrics, "bn", "worker") == 1 and calls(metrics, "bn", "event_loop") == 1
