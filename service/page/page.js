@@ -27,8 +27,8 @@ function describe(model) {
   const parts = [model.variant || "no card"];
   if (model.variant === "bn") parts.push(model.folded ? "folded" : "unfolded");
   if (model.precision) parts.push(model.precision);
-  if (model.inference_precision && model.inference_precision !== model.precision) {
-    parts.push(`computed in ${model.inference_precision}`);
+  if (model.engine && model.engine !== "onnxruntime") {  // an OpenVINO engine: its own precision
+    parts.push(`${model.engine} ${model.inference_precision}`);
   }
   return parts.join(", ");
 }
