@@ -14,7 +14,7 @@ MIN_OPSET = 18
 DEFAULT_MAX_BATCH_SIZE = 64
 DEFAULT_CALIBRATION_IMAGES = 256
 DEFAULT_MAX_ACCURACY_DROP = 0.5
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "int8", "fp16")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 ACTIVATION_TYPES = ("uint8", "int8")
 
@@ -65,9 +65,12 @@ def _add_precision_arguments(parser: argparse.ArgumentParser) -> None:
     reduced = parser.add_argument_group(
         "precision",
         "int8: ONNX Runtime's static quantization of the verified float32 graph (QDQ, int8 "
-        "weights per channel), calibrated on the run's training images; then the test accuracy "
-        "of both graphs is measured on the run's test images and the export is refused past "
-        "--max-accuracy-drop. Each precision is its own model: the default name gets '-int8'.",
+        "weights per channel), calibrated on the run's training images, for CPUs. fp16: the "
+        "network in float16 (input, standardization, softmax and outputs as in fp32), for "
+        "CUDA's tensor cores; ONNX Runtime's CPU provider runs it too, op by op in float32, "
+        "slower than fp32. Either way the test accuracy of both graphs is measured on the run's "
+        "test images and the export is refused past --max-accuracy-drop. Each precision is its "
+        "own model: the default name gets '-int8' or '-fp16'.",
     )
     reduced.add_argument("--precision", choices=PRECISIONS, default="fp32")
     reduced.add_argument(
@@ -95,7 +98,7 @@ def _add_precision_arguments(parser: argparse.ArgumentParser) -> None:
         type=arguments.at_least(0, float),
         default=DEFAULT_MAX_ACCURACY_DROP,
         metavar="POINTS",
-        help="int8: the most test accuracy (percentage points) the export may lose",
+        help="int8, fp16: the most test accuracy (percentage points) the export may lose",
     )
 
 
@@ -108,9 +111,9 @@ def _format_ops(before: dict[str, int], after: dict[str, int]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from skipfold.export.exporter import Int8Options, export_run
+    from skipfold.export.exporter import PrecisionOptions, export_run
 
-    int8 = Int8Options(
+    options = PrecisionOptions(
         calibration_method=args.calibration_method,
         calibration_images=args.calibration_images,
         activations=args.activations,
@@ -125,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         max_batch_size=args.max_batch_size,
         images=args.verify_images,
         precision=args.precision,
-        int8=int8,
+        options=options,
     )
     card = exported.card
     check = card.verification
@@ -138,13 +141,18 @@ def run(args: argparse.Namespace) -> int:
         f"optimizations): max |logit diff| {check.max_abs_logit_diff:.2e} "
         f"(tolerance {check.tolerance:g}), top-1 agreement {100 * check.top1_agreement:.1f}%"
     )
-    if card.quantization and card.accuracy_check:
-        quantization, accuracy = card.quantization, card.accuracy_check
+    if card.accuracy_check:
+        accuracy = card.accuracy_check
+        if card.quantization:
+            print(
+                f"int8: calibrated on {card.quantization.calibration_images} training images "
+                f"({card.quantization.calibration_method})"
+            )
         print(
-            f"int8: calibrated on {quantization.calibration_images} training images "
-            f"({quantization.calibration_method}); on {accuracy.images:,} test images "
+            f"{card.precision}: on {accuracy.images:,} test images "
             f"{100 * accuracy.reference_accuracy:.2f}% (fp32) -> {100 * accuracy.accuracy:.2f}% "
-            f"(int8), drop {accuracy.drop_points:.2f} points (limit {accuracy.max_drop_points:g}), "
+            f"({card.precision}), drop {accuracy.drop_points:.2f} points "
+            f"(limit {accuracy.max_drop_points:g}), "
             f"top-1 agreement {100 * accuracy.top1_agreement:.1f}%"
         )
     print(f"wrote {path} (version {version}, {len(exported.model_bytes) / 1e6:.2f} MB)")

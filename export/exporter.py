@@ -28,7 +28,13 @@ from skipfold.export.quantize import (
     calibration_sample,
     quantize_int8,
 )
-from skipfold.export.verify import RANDOM_IMAGES, check_accuracy_drop, random_images, verify
+from skipfold.export.verify import (
+    RANDOM_IMAGES,
+    check_accuracy_drop,
+    check_finite,
+    random_images,
+    verify,
+)
 from skipfold.formats.model_card import (
     AccuracyCheck,
     ModelCard,
@@ -36,9 +42,9 @@ from skipfold.formats.model_card import (
     Quantization,
     Verification,
 )
-from skipfold.formats.model_repository import ModelRepository, check_name
+from skipfold.formats.model_repository import ModelRepository
 from skipfold.training.checkpoint import load_trained
-from skipfold.training.run_folder import MODEL, RunFolder
+from skipfold.training.run_folder import MODEL, RunConfig, RunFolder
 
 DEFAULT_MAX_BATCH_SIZE = 64
 DEFAULT_CALIBRATION_IMAGES = 256
@@ -46,8 +52,9 @@ DEFAULT_MAX_ACCURACY_DROP = 0.5  # points of test accuracy
 
 
 @dataclass(frozen=True)
-class Int8Options:
-    """How `skipfold export --precision int8` calibrates, and the accuracy it must keep."""
+class PrecisionOptions:
+    """How a reduced-precision export is made (calibration: int8 only) and the test accuracy it
+    must keep against the float32 graph (int8 and fp16)."""
 
     calibration_method: CalibrationMethod = "percentile"
     calibration_images: int = DEFAULT_CALIBRATION_IMAGES
@@ -89,24 +96,26 @@ def build(
     opset: int = MIN_OPSET,
     images: Sequence[Path] = (),
     precision: Precision = "fp32",
-    int8: Int8Options = Int8Options(),
+    options: PrecisionOptions = PrecisionOptions(),
 ) -> ExportedModel:
     """Export a run's network to ONNX bytes, verified against PyTorch, with its model card.
-    int8: the verified float32 graph quantized, then held to `int8.max_accuracy_drop` on the
-    run's test images (AccuracyDropError past it)."""
+    int8: the verified float32 graph quantized; fp16: the network exported again in float16;
+    either held to `options.max_accuracy_drop` on the run's test images against the float32
+    graph (AccuracyDropError past it)."""
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be {MIN_OPSET} or later, got {opset}")
     folder = RunFolder(run)
-    int8_data = _int8_data(folder, int8) if precision == "int8" else None  # checked first
+    test_data = _test_data(folder, options, precision)  # checked first
     model, config = load_trained(folder)
     data = config.data
     per_image = data.standardize == "per-image"
     unfolded = export_onnx(
         ImageClassifier(model, data.mean, data.std, per_image), data.input_size, opset
     )
-    graph = unfolded
+    graph, network = unfolded, model
     if fold:
-        folded = ImageClassifier(fold_model(model), data.mean, data.std, per_image)
+        network = fold_model(model)
+        folded = ImageClassifier(network, data.mean, data.std, per_image)
         graph = export_onnx(folded, data.input_size, opset)
     check = np.concatenate(
         [random_images(RANDOM_IMAGES, data.input_size), _real_images(images, data.input_size)]
@@ -115,9 +124,31 @@ def build(
         graph.SerializeToString(), model, data.mean, data.std, check, per_image=per_image
     )
     reduced: dict = {}
-    if int8_data is not None:
-        graph, reduced = _quantized(graph, int8_data, int8)
-    card = ModelCard(
+    if precision == "int8":
+        graph, reduced = _quantized(graph, test_data, options)
+    elif precision == "fp16":
+        half = ImageClassifier(network, data.mean, data.std, per_image, dtype=torch.float16)
+        half_graph = export_onnx(half, data.input_size, opset)
+        graph, reduced = _half(graph, half_graph, check, test_data, options)
+    card = _card(folder, config, fold, graph, unfolded, figures, precision, reduced)
+    onnx.helper.set_model_props(graph, card.to_metadata())
+    graph.producer_name, graph.producer_version = "skipfold", __version__
+    return ExportedModel(graph.SerializeToString(deterministic=True), card)
+
+
+def _card(
+    folder: RunFolder,
+    config: RunConfig,
+    fold: bool,
+    graph: onnx.ModelProto,
+    unfolded: onnx.ModelProto,
+    figures: dict,
+    precision: Precision,
+    reduced: dict,
+) -> ModelCard:
+    """What the exported graph carries about itself, its run and its checks."""
+    data = config.data
+    return ModelCard(
         classes=data.classes,
         input_size=data.input_size,
         variant=config.model.variant,
@@ -141,38 +172,42 @@ def build(
         precision=precision,
         **reduced,
     )
-    onnx.helper.set_model_props(graph, card.to_metadata())
-    graph.producer_name, graph.producer_version = "skipfold", __version__
-    return ExportedModel(graph.SerializeToString(deterministic=True), card)
 
 
 @dataclass(frozen=True)
-class _Int8Data:
-    calibration: np.ndarray  # uint8 training images, drawn at random
+class _TestData:
+    calibration: np.ndarray  # uint8 training images, drawn at random (int8 only)
     test_images: np.ndarray
     test_labels: np.ndarray
 
 
-def _int8_data(folder: RunFolder, options: Int8Options) -> _Int8Data:
-    """The run's own images for calibration and the accuracy check, loaded before any export
-    work so that missing data or too many calibration images is said at once."""
+def _test_data(folder: RunFolder, options: PrecisionOptions, precision: str) -> _TestData | None:
+    """A reduced precision's data: the run's own images for calibration (int8) and the accuracy
+    check, loaded before any export work so that missing data or too many calibration images is
+    said at once. None for fp32."""
     from skipfold.training.datasets import load_dataset
 
+    if precision == "fp32":
+        return None
+    calibrate = precision == "int8"
     config = folder.read_config()
     try:
         data = load_dataset(
             config.data.dataset, config.data.data_dir, seed=config.recipe.seed, download=False
         ).limit(config.recipe.train_limit, config.recipe.test_limit)
-        calibration = calibration_sample(data.train_images, options.calibration_images)
+        calibration = (
+            calibration_sample(data.train_images, options.calibration_images)
+            if calibrate
+            else data.train_images[:0]
+        )
     except (OSError, ValueError) as exc:
-        raise ValueError(
-            f"int8 needs the run's data for calibration and the check: {exc}"
-        ) from None
-    return _Int8Data(calibration, data.test_images, data.test_labels)
+        what = "calibration and the check" if calibrate else "the accuracy check"
+        raise ValueError(f"{precision} needs the run's data for {what}: {exc}") from None
+    return _TestData(calibration, data.test_images, data.test_labels)
 
 
 def _quantized(
-    graph: onnx.ModelProto, data: _Int8Data, options: Int8Options
+    graph: onnx.ModelProto, data: _TestData, options: PrecisionOptions
 ) -> tuple[onnx.ModelProto, dict]:
     """The int8 graph and its card fields, checked against the float32 graph on the run's test
     images."""
@@ -199,6 +234,26 @@ def _quantized(
     return quantized, fields
 
 
+def _half(
+    graph: onnx.ModelProto,
+    half: onnx.ModelProto,
+    check: np.ndarray,
+    data: _TestData,
+    options: PrecisionOptions,
+) -> tuple[onnx.ModelProto, dict]:
+    """The fp16 graph and its card fields: finite on the verification images, then held to
+    the accuracy limit against the float32 graph on the run's test images."""
+    check_finite(half.SerializeToString(), check, "fp16")
+    figures = check_accuracy_drop(
+        graph.SerializeToString(),
+        half.SerializeToString(),
+        data.test_images,
+        data.test_labels,
+        options.max_accuracy_drop,
+    )
+    return half, {"accuracy_check": AccuracyCheck(**figures)}
+
+
 def export_run(
     run: str | Path,
     repo: str | Path,
@@ -209,7 +264,7 @@ def export_run(
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
     images: Sequence[Path] = (),
     precision: Precision = "fp32",
-    int8: Int8Options = Int8Options(),
+    options: PrecisionOptions = PrecisionOptions(),
 ) -> tuple[ExportedModel, int, Path]:
     """Build and verify, then add the model to `repo` as the next version of `name`.
 
@@ -220,16 +275,25 @@ def export_run(
     if name is None:
         name = Path(run).resolve().name + ("" if fold else "-unfolded")
         name += "" if precision == "fp32" else f"-{precision}"
-    check_name(name)
     repository = ModelRepository(repo)
-    repository.check_writable()
-    exported = build(run, fold=fold, opset=opset, images=images, precision=precision, int8=int8)
+    parameters = None if precision == "fp32" else {"precision": precision}
+    data = RunFolder(run).read_config().data
+    repository.check_publishable(
+        name,
+        classes=data.classes,
+        input_size=data.input_size,
+        max_batch_size=max_batch_size,
+        parameters=parameters,
+    )
+    exported = build(
+        run, fold=fold, opset=opset, images=images, precision=precision, options=options
+    )
     version, path = repository.publish(
         name,
         exported.model_bytes,
         classes=exported.card.classes,
         input_size=exported.card.input_size,
         max_batch_size=max_batch_size,
-        parameters=None if precision == "fp32" else {"precision": precision},
+        parameters=parameters,
     )
     return exported, version, path

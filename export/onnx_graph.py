@@ -9,6 +9,7 @@ about preprocessing can drift between training and serving. Outputs: `logits` an
 from __future__ import annotations
 
 import collections
+import copy
 import logging
 import math
 import warnings
@@ -25,7 +26,12 @@ MIN_OPSET = 18
 
 
 class ImageClassifier(nn.Module):
-    """uint8 [N, H, W, 3] -> (logits, probabilities), standardizing as training did."""
+    """uint8 [N, H, W, 3] -> (logits, probabilities), standardizing as training did.
+
+    `dtype` float16: the network computes in float16 (an fp16 export for CUDA); standardization
+    and the softmax stay float32: per-image standardization squares 0..255 pixel sums past
+    float16's 65,504, and the outputs keep their type for every client.
+    """
 
     def __init__(
         self,
@@ -33,9 +39,12 @@ class ImageClassifier(nn.Module):
         mean: Sequence[float],
         std: Sequence[float],
         per_image: bool = False,
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
-        self.network = network
+        # a float16 copy: the float32 network stays as it was (the exporter verifies with it)
+        self.network = network if dtype == torch.float32 else copy.deepcopy(network).to(dtype)
+        self.dtype = dtype
         self.per_image = per_image
         mean64 = torch.tensor(mean, dtype=torch.float64)
         std64 = torch.tensor(std, dtype=torch.float64)
@@ -51,7 +60,7 @@ class ImageClassifier(nn.Module):
             x = centred / centred.square().mean((1, 2, 3), keepdim=True).sqrt().clamp_min(floor)
         else:
             x = x * self.scale + self.shift
-        logits = self.network(x)
+        logits = self.network(x.to(self.dtype)).float()
         return logits, torch.softmax(logits, dim=1)
 
 

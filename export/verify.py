@@ -100,6 +100,19 @@ def verify(
     return figures
 
 
+def check_finite(model_bytes: bytes, images: np.ndarray, precision: str) -> None:
+    """VerificationError when a reduced-precision graph gives a NaN or infinite output: a
+    weight or an activation past the format's range (float16: 65,504)."""
+    logits, probabilities = onnx_outputs(model_bytes, images)
+    bad = ~(np.isfinite(logits).all(1) & np.isfinite(probabilities).all(1))
+    if bad.any():
+        raise VerificationError(
+            f"the {precision} graph gives NaN or infinite outputs on {int(bad.sum())} of "
+            f"{len(images)} images: the network's values exceed {precision}'s range; "
+            "export fp32 or int8"
+        )
+
+
 class AccuracyDropError(ValueError):
     """A reduced-precision graph loses more test accuracy than allowed."""
 

@@ -6,6 +6,7 @@ model card in the graph's metadata carries classes, variant and the rest).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from skipfold.service.runtime import DeviceError, Runner, create_session, resolv
 from skipfold.service.settings import Settings
 
 __all__ = ["ModelNotFound", "ModelRegistry", "RepositoryError", "ServedModel"]
+
+log = logging.getLogger("skipfold.service")
 
 
 class ModelNotFound(LookupError):
@@ -123,6 +126,14 @@ def load_model(
     except ValueError as exc:
         raise RepositoryError(str(exc)) from None
     classes = _classes(card, repository, name, session.get_outputs()[0].shape[-1])
+    on_cpu = settings.engine == "onnxruntime" and runtime.CUDA not in session.get_providers()
+    if card and card.precision == "fp16" and on_cpu:
+        log.warning(
+            "%s version %d is fp16, made for CUDA: ONNX Runtime's CPU provider computes it op "
+            "by op in float32 between float16 tensors, slower than its fp32 export",
+            name,
+            version,
+        )
     model = ServedModel(
         name=name,
         version=version,
@@ -146,7 +157,7 @@ def _on_openvino(model: ServedModel, settings: Settings) -> None:
 
     threads, engine = settings.intra_op_threads, settings.engine
     if engine == "openvino":
-        quantized = model.card is not None and model.card.precision != "fp32"
+        quantized = model.card is not None and model.card.precision == "int8"
         precision = openvino_runtime.resolve_precision(settings.inference_precision, quantized)
     else:
         precision = runtime.openvino_ep_precision(settings.inference_precision)

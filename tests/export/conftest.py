@@ -71,3 +71,35 @@ def make_run(
 @pytest.fixture
 def bn_run(tmp_path) -> Path:
     return make_run(tmp_path / "bn-16-2")
+
+
+def top_predictions(url: str, model: str, images: list[Path]) -> list[dict]:
+    """The server's top prediction (label, probability, ...) for each image file, in order."""
+    import httpx
+
+    return [
+        httpx.post(
+            f"{url}/predict?model={model}",
+            content=path.read_bytes(),
+            headers={"Content-Type": "image/png"},
+        ).json()["results"][0]["predictions"][0]
+        for path in images
+    ]
+
+
+@pytest.fixture(scope="package")
+def precision_repo(default_run, tmp_path_factory) -> tuple[Path, dict[tuple[str, str], str]]:
+    """The default bn and skipinit runs exported at fp32, int8 and fp16 into one repository
+    (models bn, bn-int8, bn-fp16, skipinit, ...), with what each export printed."""
+    from tests.helpers import skipfold
+
+    repo = tmp_path_factory.mktemp("precisions") / "repo"
+    printed = {}
+    for variant in ("bn", "skipinit"):
+        run, trained = default_run(variant)
+        assert trained.returncode == 0, trained.stderr
+        for precision in ("fp32", "int8", "fp16"):
+            result = skipfold("export", run, "--repo", repo, "--precision", precision)
+            assert result.returncode == 0, result.stderr
+            printed[variant, precision] = result.stdout
+    return repo, printed

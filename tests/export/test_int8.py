@@ -10,27 +10,14 @@ import pytest
 
 from skipfold import demo
 from skipfold.formats.model_card import ModelCard
+from tests.export.conftest import top_predictions
 from tests.helpers import Server, skipfold
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def int8_repo(default_run, tmp_path_factory):
-    repo = tmp_path_factory.mktemp("int8") / "repo"
-    printed = {}
-    for variant in ("bn", "skipinit"):
-        run, trained = default_run(variant)
-        assert trained.returncode == 0, trained.stderr
-        for precision in ("fp32", "int8"):
-            result = skipfold("export", run, "--repo", repo, "--precision", precision)
-            assert result.returncode == 0, result.stderr
-            printed[variant, precision] = result.stdout
-    return repo, printed
-
-
-def test_int8_keeps_the_accuracy_and_says_so_in_the_card_and_the_config(int8_repo):
-    repo, printed = int8_repo
+def test_int8_keeps_the_accuracy_and_says_so_in_the_card_and_the_config(precision_repo):
+    repo, printed = precision_repo
     for variant in ("bn", "skipinit"):
         card = ModelCard.read(repo / f"{variant}-int8" / "1" / "model.onnx")
         assert card.precision == "int8" and card.kind.endswith("-int8")
@@ -47,10 +34,10 @@ def test_int8_keeps_the_accuracy_and_says_so_in_the_card_and_the_config(int8_rep
 
 
 @pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
-def test_a_served_int8_model_answers_with_the_fp32_models_labels(int8_repo, tmp_path, engine):
+def test_a_served_int8_model_answers_with_the_fp32_models_labels(precision_repo, tmp_path, engine):
     if engine == "openvino":
         pytest.importorskip("openvino")
-    repo, _ = int8_repo
+    repo, _ = precision_repo
     samples = demo.write_samples(tmp_path / "samples")
     server = Server(repo, "--engine", engine)
     try:
@@ -62,14 +49,7 @@ def test_a_served_int8_model_answers_with_the_fp32_models_labels(int8_repo, tmp_
         for variant in ("bn", "skipinit"):
             labels = {}
             for name in (variant, f"{variant}-int8"):
-                labels[name] = [
-                    httpx.post(
-                        f"{server.url}/predict?model={name}",
-                        content=path.read_bytes(),
-                        headers={"Content-Type": "image/png"},
-                    ).json()["results"][0]["predictions"][0]["label"]
-                    for path in samples
-                ]
+                labels[name] = [p["label"] for p in top_predictions(server.url, name, samples)]
             assert labels[variant] == labels[f"{variant}-int8"], labels
             # the networks learned the shapes: most samples get their own class
             right = sum(
@@ -99,11 +79,12 @@ def test_an_int8_export_past_the_accuracy_limit_is_refused_and_writes_nothing(
     assert not repo.exists() or not any(repo.iterdir())
 
 
-def test_the_bench_gives_int8_its_own_roof_and_no_pytorch_row(int8_repo, tmp_path):
-    repo, _ = int8_repo
+def test_the_bench_gives_int8_its_own_roof_and_no_pytorch_row(precision_repo, tmp_path):
+    repo, _ = precision_repo
     out = tmp_path / "bench"
     result = skipfold(
         *("bench", "--repo", repo, "--out", out, "--batch-sizes", "1"),
+        *("--models", "bn,bn-int8,skipinit,skipinit-int8"),
         *("--levels", "all", "--duration", "0.3", "--threads", "1", "--engines", "onnxruntime"),
     )
     assert result.returncode == 0, result.stderr
@@ -145,7 +126,7 @@ def test_the_command_line_offers_what_the_exporter_takes():
     assert cli.PRECISIONS == model_card.PRECISIONS
     assert cli.CALIBRATION_METHODS == quantize.CALIBRATION_METHODS
     assert cli.ACTIVATION_TYPES == quantize.ACTIVATION_TYPES
-    options = exporter.Int8Options()
+    options = exporter.PrecisionOptions()
     assert options.calibration_images == cli.DEFAULT_CALIBRATION_IMAGES
     assert options.max_accuracy_drop == cli.DEFAULT_MAX_ACCURACY_DROP
     assert (exporter.MIN_OPSET, exporter.DEFAULT_MAX_BATCH_SIZE) == (

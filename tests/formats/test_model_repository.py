@@ -80,6 +80,20 @@ def test_a_different_signature_under_the_same_name_is_refused(tmp_path):
     assert ModelRepository(tmp_path).versions("m") == [1]
 
 
+def test_what_publish_would_refuse_is_said_before_any_work_and_writes_nothing(tmp_path):
+    publish(tmp_path)
+    repo = ModelRepository(tmp_path)
+    options = {"classes": CLASSES, "input_size": (32, 32), "max_batch_size": 16}
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    repo.check_publishable("m", **options)  # a next version of the same signature
+    repo.check_publishable("new", **options)
+    with pytest.raises(ValueError, match=r"different signature.*precision"):
+        repo.check_publishable("m", **options, parameters={"precision": "fp16"})
+    with pytest.raises(ValueError, match="name"):
+        repo.check_publishable("../m", **options)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
 def test_a_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
     def disk_full(path, data):
         raise OSError(28, "No space left on device")

@@ -26,6 +26,14 @@ def _base_kinds(models: dict[str, dict[str, Any]]) -> dict[str, str]:
     return kinds
 
 
+def _networks(models: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
+    """model -> (depth, width, source run): the same network in another precision or engine has
+    the same; models of other runs or shapes are never compared as one network."""
+    return {
+        name: (m.get("depth"), m.get("width"), m.get("source_run")) for name, m in models.items()
+    }
+
+
 def _path(row: dict[str, Any]) -> str:
     """'' for ONNX Runtime fp32 (the reference), else 'int8', 'openvino bf16', ..."""
     if row["engine"] == "onnxruntime":
@@ -48,23 +56,14 @@ def _ratio(what: str, a: dict, b: dict) -> dict[str, Any]:
 def ratios(results: dict[str, Any], models: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Each comparison as (what, numerator, denominator, ratio), from the same run's rows."""
     rows = [r for r in results["in_process"] if not r["engine"].startswith("torch")]
-    kinds = _base_kinds(models)
-    out = []
-    for what, top, bottom in _WITHIN:
-        for a in rows:
-            if kinds.get(a["model"]) != top:
-                continue
-            same = {k: a[k] for k in ("engine", "precision", "batch", "level", "provider")}
-            b = next((r for r in rows if kinds.get(r["model"]) == bottom and
-                      all(r[k] == v for k, v in same.items())), None)  # fmt: skip
-            if b:
-                path = _path(a)
-                out.append(_ratio(f"{what} ({path})" if path else what, a, b))
+    kinds, networks = _base_kinds(models), _networks(models)
+    out = _within(rows, kinds, networks)
     for a in rows:
         if not _path(a):
             continue
         level = a["level"] if a["engine"] == "onnxruntime" else "all"
         b = next((r for r in rows if not _path(r) and kinds.get(r["model"]) == kinds.get(a["model"])
+                  and networks.get(r["model"]) == networks.get(a["model"])
                   and r["batch"] == a["batch"] and r["level"] == level), None)  # fmt: skip
         if b:
             reference = "fp32" if a["engine"] == "onnxruntime" else "ONNX Runtime fp32"
@@ -78,6 +77,27 @@ def ratios(results: dict[str, Any], models: dict[str, dict[str, Any]]) -> list[d
     overhead = results.get("http_overhead")
     if overhead:
         out += overhead_readings(overhead)
+    return out
+
+
+def _within(
+    rows: list[dict], kinds: dict[str, str], networks: dict[str, tuple[Any, ...]]
+) -> list[dict[str, Any]]:
+    """Folded BN against SkipInit and unfolded against folded, at one engine and precision,
+    between networks of one depth and width."""
+    out = []
+    for what, top, bottom in _WITHIN:
+        for a in rows:
+            if kinds.get(a["model"]) != top:
+                continue
+            same = {k: a[k] for k in ("engine", "precision", "batch", "level", "provider")}
+            shape = networks.get(a["model"], (None,) * 3)[:2]
+            b = next((r for r in rows if kinds.get(r["model"]) == bottom and
+                      networks.get(r["model"], (None,) * 3)[:2] == shape and
+                      all(r[k] == v for k, v in same.items())), None)  # fmt: skip
+            if b:
+                path = _path(a)
+                out.append(_ratio(f"{what} ({path})" if path else what, a, b))
     return out
 
 

@@ -79,11 +79,19 @@ def _in_process(
     variants = []
     if "onnxruntime" in config.engines:
         variants += onnx_variants(models, cards, config.levels, config.device, threads)
-    if "openvino" in config.engines:
-        variants += openvino_variants(models, cards, threads)
-    if "onnxruntime-openvino" in config.engines:
-        variants += openvino_ep_variants(models, cards, threads)
     notes = []
+    # OpenVINO widens an fp16 export's weights and runs what it runs for the fp32 export
+    half = [name for name, card in cards.items() if card and card.precision == "fp16"]
+    on_openvino = {n: p for n, p in models.items() if n not in half}
+    if half and {"openvino", "onnxruntime-openvino"} & set(config.engines):
+        notes.append(
+            f"{', '.join(half)}: fp16, made for CUDA, benched on ONNX Runtime only (OpenVINO "
+            "would run it as its fp32 export)"
+        )
+    if "openvino" in config.engines:
+        variants += openvino_variants(on_openvino, cards, threads)
+    if "onnxruntime-openvino" in config.engines:
+        variants += openvino_ep_variants(on_openvino, cards, threads)
     if config.torch_reference:
         extra, note = torch_variants(cards, config.device, threads, config.compile)
         variants += extra
@@ -183,6 +191,7 @@ def run_bench(config: BenchConfig, progress_factory: Callable[..., Any]) -> dict
             "width": card.width,
             "folded": card.folded,
             "precision": card.precision,
+            "source_run": card.source_run,
             "flops_per_image": card.flops_per_image,
             "parameters": card.parameters,
         }

@@ -69,15 +69,15 @@ def onnx_variants(
 def openvino_variants(
     models: dict[str, Path], cards: dict[str, ModelCard | None], threads: int
 ) -> list[Variant]:
-    """Each float32 model at every float format the CPU computes natively; each quantized
-    model once (its float parts in fp32, as the server's auto runs it)."""
+    """Each float32 model at every float format the CPU computes natively; each int8 model once
+    (its float parts in fp32, as the server's auto runs it)."""
     from skipfold.service.openvino_runtime import OpenVINORunner, cpu_precisions
 
     variants = []
     for name, path in models.items():
         card = cards[name]
         flops = card.flops_per_image if card else 0
-        quantized = card is not None and card.precision != "fp32"
+        quantized = card is not None and card.precision == "int8"
         for precision in ["fp32"] if quantized else cpu_precisions():
             runner = OpenVINORunner(path, threads, precision)
             shape = runner.compiled.inputs[0].get_partial_shape()
@@ -91,14 +91,14 @@ def openvino_ep_variants(
     models: dict[str, Path], cards: dict[str, ModelCard | None], threads: int
 ) -> list[Variant]:
     """ONNX Runtime's OpenVINO execution provider: each float32 model in fp32 and, where the CPU
-    has it, bf16; each quantized model once, as the server's auto runs it."""
+    has it, bf16; each int8 model once, as the server's auto runs it."""
     from skipfold.service.runtime import Runner, create_openvino_ep_session, openvino_ep_precision
 
     variants = []
     for name, path in models.items():
         card = cards[name]
         flops = card.flops_per_image if card else 0
-        quantized = card is not None and card.precision != "fp32"
+        quantized = card is not None and card.precision == "int8"
         native = openvino_ep_precision("auto")
         for precision in [native] if quantized else sorted({"fp32", native}, reverse=True):
             runner = Runner(create_openvino_ep_session(path, threads, "all", precision))

@@ -33,7 +33,7 @@ class Verification(BaseModel):
     tolerance: float
 
 
-Precision = Literal["fp32", "int8"]
+Precision = Literal["fp32", "int8", "fp16"]
 PRECISIONS: tuple[str, ...] = Precision.__args__
 
 
@@ -92,7 +92,7 @@ class ModelCard(BaseModel):
     verification: Verification | None = None  # the float32 graph against PyTorch
     precision: Precision = "fp32"
     quantization: Quantization | None = None  # int8
-    accuracy_check: AccuracyCheck | None = None  # int8
+    accuracy_check: AccuracyCheck | None = None  # int8 and fp16
 
     @property
     def kind(self) -> str:

@@ -240,6 +240,30 @@ def writable_repository(path: str | Path) -> Path:
     return Path(path)
 
 
+def _model_config(
+    name: str,
+    classes: Sequence[str],
+    input_size: Sequence[int],
+    max_batch_size: int,
+    parameters: Mapping[str, str] | None,
+) -> tuple[ModelConfig, bytes]:
+    """The config.pbtxt and labels.txt a model of these properties gets; ValueError if bad."""
+    check_name(name)
+    if max_batch_size < 1:
+        raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
+    if any("\n" in c for c in classes):
+        raise ValueError("class names cannot contain line breaks")
+    height, width = input_size
+    config = ModelConfig(
+        name,
+        max_batch_size,
+        (int(height), int(width)),
+        len(classes),
+        parameters=tuple(sorted((parameters or {}).items())),
+    )
+    return config, "".join(f"{c}\n" for c in classes).encode()
+
+
 class ModelRepository:
     """A Triton-layout model repository on disk."""
 
@@ -305,20 +329,7 @@ class ModelRepository:
     ) -> tuple[int, Path]:
         """Add `model_bytes` as the next version of `name`; return (version, model.onnx path).
         `parameters` go into config.pbtxt's `parameters` (Triton's string map)."""
-        check_name(name)
-        if max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
-        if any("\n" in c for c in classes):
-            raise ValueError("class names cannot contain line breaks")
-        height, width = input_size
-        config = ModelConfig(
-            name,
-            max_batch_size,
-            (int(height), int(width)),
-            len(classes),
-            parameters=tuple(sorted((parameters or {}).items())),
-        )
-        labels = "".join(f"{c}\n" for c in classes).encode()
+        config, labels = _model_config(name, classes, input_size, max_batch_size, parameters)
         self.check_writable()
         self.path.mkdir(parents=True, exist_ok=True)
         model_dir = self.path / name
@@ -328,6 +339,22 @@ class ModelRepository:
                 return published
         self._check_compatible(model_dir, config, labels)
         return self._publish_version(model_dir, model_bytes)
+
+    def check_publishable(
+        self,
+        name: str,
+        *,
+        classes: Sequence[str],
+        input_size: Sequence[int],
+        max_batch_size: int,
+        parameters: Mapping[str, str] | None = None,
+    ) -> None:
+        """What `publish` would refuse, said before the work that makes the model: a bad name,
+        an unwritable repository, or a model of that name with another signature."""
+        config, labels = _model_config(name, classes, input_size, max_batch_size, parameters)
+        self.check_writable()
+        if (self.path / name).exists():
+            self._check_compatible(self.path / name, config, labels)
 
     def _publish_new_model(
         self, model_dir: Path, config: ModelConfig, labels: bytes, model_bytes: bytes

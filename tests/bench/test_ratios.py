@@ -1,0 +1,34 @@
+"""The bench's comparisons pair rows of one network: never two runs or two shapes."""
+
+from skipfold.bench.ratios import ratios
+
+
+def _model(kind: str, precision: str, depth: int, run: str) -> dict:
+    return {"kind": kind, "precision": precision, "depth": depth, "width": 2, "source_run": run}
+
+
+def _row(model: str, precision: str, p50: float) -> dict:
+    return {"model": model, "engine": "onnxruntime", "precision": precision, "provider": "CPU",
+            "level": "all", "batch": 1, "p50_ms": p50}  # fmt: skip
+
+
+def test_a_precision_is_compared_with_its_own_networks_fp32_and_variants_only_at_one_shape():
+    models = {
+        "cifar-bn": _model("bn-folded", "fp32", 16, "cifar-bn"),
+        "cifar-bn-fp16": _model("bn-folded-fp16", "fp16", 16, "cifar-bn"),
+        "shapes-bn-fp16": _model("bn-folded-fp16", "fp16", 10, "shapes-bn"),
+        "shapes-skipinit": _model("skipinit", "fp32", 10, "shapes-skipinit"),
+        "cifar-skipinit": _model("skipinit", "fp32", 16, "cifar-skipinit"),
+    }
+    rows = [
+        _row("cifar-bn", "fp32", 1.0),
+        _row("cifar-bn-fp16", "fp16", 1.25),
+        _row("shapes-bn-fp16", "fp16", 0.6),
+        _row("shapes-skipinit", "fp32", 0.5),
+        _row("cifar-skipinit", "fp32", 1.1),
+    ]
+    found = {c["comparison"]: c for c in ratios({"in_process": rows}, models)}
+    assert set(found) == {"bn-folded fp16 / fp32", "folded BN / SkipInit"}
+    # the fp16 export of the cifar run against that run's fp32 export, not the shapes model
+    assert found["bn-folded fp16 / fp32"]["ratio"] == 1.25
+    assert found["folded BN / SkipInit"]["ratio"] == 1.0 / 1.1  # WRN-16-2 against WRN-16-2

@@ -1,0 +1,93 @@
+"""`skipfold export --precision fp16` on networks trained with the defaults: the network in
+float16 and everything a client sees unchanged, held to the accuracy limit, served with the
+labels of the float32 model, and refused when float16 cannot hold the network's values."""
+
+import httpx
+import onnx
+import pytest
+from onnx import TensorProto
+
+from skipfold import demo
+from skipfold.formats.model_card import ModelCard
+from tests.export.conftest import make_run, top_predictions
+from tests.helpers import Server, skipfold
+
+pytestmark = pytest.mark.e2e
+
+
+def _tensor_types(model: onnx.ModelProto) -> dict[str, int]:
+    """Every initializer's and every inferred value's element type, by name."""
+    inferred = onnx.shape_inference.infer_shapes(model).graph
+    types = {t.name: t.data_type for t in model.graph.initializer}
+    for value in [*inferred.value_info, *inferred.input, *inferred.output]:
+        types[value.name] = value.type.tensor_type.elem_type
+    return types
+
+
+def test_fp16_computes_the_network_in_float16_and_keeps_what_clients_see(precision_repo):
+    repo, printed = precision_repo
+    for variant in ("bn", "skipinit"):
+        model = onnx.load(repo / f"{variant}-fp16" / "1" / "model.onnx")
+        types = _tensor_types(model)
+        nodes = list(model.graph.node)
+        convs = [n for n in nodes if n.op_type == "Conv"]
+        assert convs and all(types[n.input[1]] == TensorProto.FLOAT16 for n in convs)
+        assert all(types[n.output[0]] == TensorProto.FLOAT16 for n in convs)
+        # the client's side: uint8 images in, float32 logits and probabilities out
+        assert [types[i.name] for i in model.graph.input] == [TensorProto.UINT8]
+        assert [types[o.name] for o in model.graph.output] == [TensorProto.FLOAT] * 2
+        # standardization (every node before the first Conv but the cast into it) and the
+        # softmax compute in float32
+        first_conv = nodes.index(convs[0])
+        for node in nodes[: first_conv - 1]:
+            assert types[node.output[0]] in (TensorProto.FLOAT, TensorProto.UINT8), node
+        (softmax,) = [n for n in nodes if n.op_type == "Softmax"]
+        assert types[softmax.input[0]] == TensorProto.FLOAT
+
+        card = ModelCard.read(repo / f"{variant}-fp16" / "1" / "model.onnx")
+        assert card.precision == "fp16" and card.kind.endswith("-fp16")
+        assert card.quantization is None
+        check = card.accuracy_check
+        assert check.images == 2000 and check.drop_points <= 0.5, check
+        assert check.reference_accuracy >= 0.9 and check.top1_agreement >= 0.99, check
+        line = printed[variant, "fp16"]
+        assert f"fp16: on 2,000 test images {100 * check.reference_accuracy:.2f}% (fp32)" in line
+        assert f"drop {check.drop_points:.2f} points" in line
+        config = (repo / f"{variant}-fp16" / "config.pbtxt").read_text()
+        assert 'key: "precision"' in config and 'string_value: "fp16"' in config
+
+
+def test_a_served_fp16_model_answers_with_the_fp32_models_labels(precision_repo, tmp_path):
+    repo, _ = precision_repo
+    samples = demo.write_samples(tmp_path / "samples")
+    server = Server(repo)
+    try:
+        server.wait_ready()
+        listed = {m["name"]: m for m in httpx.get(f"{server.url}/models").json()["models"]}
+        assert listed["bn-fp16"]["precision"] == "fp16" and listed["bn"]["precision"] == "fp32"
+        assert listed["skipinit-fp16"]["accuracy_check"]["images"] == 2000
+        for variant in ("bn", "skipinit"):
+            answers = {
+                name: top_predictions(server.url, name, samples)
+                for name in (variant, f"{variant}-fp16")
+            }
+            labels = {name: [a["label"] for a in got] for name, got in answers.items()}
+            assert labels[variant] == labels[f"{variant}-fp16"], labels
+            for exact, half in zip(answers[variant], answers[f"{variant}-fp16"], strict=True):
+                assert abs(exact["probability"] - half["probability"]) < 0.02, (exact, half)
+        log = server.output()
+        assert "bn-fp16 version 1 is fp16, made for CUDA" in log, log
+    finally:
+        server.stop()
+
+
+def test_an_fp16_export_whose_values_overflow_float16_is_refused_and_writes_nothing(tmp_path):
+    # a BN with a gamma of 1e-7 folds into a shift of about 1e7, past float16's 65,504
+    run = make_run(tmp_path / "odd", "bn", depth=10, width=1)
+    repo = tmp_path / "repo"
+    result = skipfold("export", run, "--repo", repo, "--precision", "fp16")
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert "the fp16 graph gives NaN or infinite outputs on" in line, line
+    assert "export fp32 or int8" in line
+    assert not repo.exists() or not any(repo.iterdir())
