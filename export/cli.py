@@ -67,10 +67,11 @@ def _add_precision_arguments(parser: argparse.ArgumentParser) -> None:
         "int8: ONNX Runtime's static quantization of the verified float32 graph (QDQ, int8 "
         "weights per channel), calibrated on the run's training images, for CPUs. fp16: the "
         "network in float16 (input, standardization, softmax and outputs as in fp32), for "
-        "CUDA's tensor cores; ONNX Runtime's CPU provider runs it too, op by op in float32, "
-        "slower than fp32. Either way the test accuracy of both graphs is measured on the run's "
-        "test images and the export is refused past --max-accuracy-drop. Each precision is its "
-        "own model: the default name gets '-int8' or '-fp16'.",
+        "CUDA's tensor cores, checked with PyTorch's float16 kernels on the CPU and refused if "
+        "float16 overflows; ONNX Runtime's CPU provider runs it too, in float32 between casts, "
+        "slower than fp32. Either way the test accuracy is measured against the float32 graph on "
+        "the run's test images and the export is refused past --max-accuracy-drop. Each "
+        "precision is its own model: the default name gets '-int8' or '-fp16'.",
     )
     reduced.add_argument("--precision", choices=PRECISIONS, default="fp32")
     reduced.add_argument(
@@ -137,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"parameters: {card.parameters:,}")
     print(f"FLOPs per image: {card.flops_per_image / 1e6:,.1f} M (2 x conv/linear MACs)")
     print(
+        f"{'' if card.precision == 'fp32' else 'the float32 graph '}"
         f"verified on {check.images} images against PyTorch (ONNX Runtime, no graph "
         f"optimizations): max |logit diff| {check.max_abs_logit_diff:.2e} "
         f"(tolerance {check.tolerance:g}), top-1 agreement {100 * check.top1_agreement:.1f}%"

@@ -22,44 +22,36 @@ from skipfold.export.onnx_graph import (
     op_counts,
     parameter_count,
 )
-from skipfold.export.quantize import (
-    ActivationType,
-    CalibrationMethod,
-    calibration_sample,
-    quantize_int8,
+from skipfold.export.reduced import (
+    DEFAULT_CALIBRATION_IMAGES,
+    DEFAULT_MAX_ACCURACY_DROP,
+    DEFAULT_PRECISION_OPTIONS,
+    PrecisionOptions,
+    half_checks,
+    quantized,
+    run_images,
 )
 from skipfold.export.verify import (
     RANDOM_IMAGES,
-    check_accuracy_drop,
     check_finite,
+    onnx_outputs,
     random_images,
     verify,
 )
-from skipfold.formats.model_card import (
-    AccuracyCheck,
-    ModelCard,
-    Precision,
-    Quantization,
-    Verification,
-)
+from skipfold.formats.model_card import ModelCard, Precision, Verification
 from skipfold.formats.model_repository import ModelRepository
 from skipfold.training.checkpoint import load_trained
 from skipfold.training.run_folder import MODEL, RunConfig, RunFolder
 
 DEFAULT_MAX_BATCH_SIZE = 64
-DEFAULT_CALIBRATION_IMAGES = 256
-DEFAULT_MAX_ACCURACY_DROP = 0.5  # points of test accuracy
-
-
-@dataclass(frozen=True)
-class PrecisionOptions:
-    """How a reduced-precision export is made (calibration: int8 only) and the test accuracy it
-    must keep against the float32 graph (int8 and fp16)."""
-
-    calibration_method: CalibrationMethod = "percentile"
-    calibration_images: int = DEFAULT_CALIBRATION_IMAGES
-    activations: ActivationType = "uint8"
-    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
+__all__ = [
+    "DEFAULT_CALIBRATION_IMAGES",
+    "DEFAULT_MAX_ACCURACY_DROP",
+    "DEFAULT_MAX_BATCH_SIZE",
+    "PrecisionOptions",
+    "build",
+    "export_run",
+]
 
 
 @dataclass(frozen=True)
@@ -96,7 +88,7 @@ def build(
     opset: int = MIN_OPSET,
     images: Sequence[Path] = (),
     precision: Precision = "fp32",
-    options: PrecisionOptions = PrecisionOptions(),
+    options: PrecisionOptions = DEFAULT_PRECISION_OPTIONS,
 ) -> ExportedModel:
     """Export a run's network to ONNX bytes, verified against PyTorch, with its model card.
     int8: the verified float32 graph quantized; fp16: the network exported again in float16;
@@ -105,7 +97,7 @@ def build(
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be {MIN_OPSET} or later, got {opset}")
     folder = RunFolder(run)
-    test_data = _test_data(folder, options, precision)  # checked first
+    reduced_data = run_images(folder, options, precision)  # checked first
     model, config = load_trained(folder)
     data = config.data
     per_image = data.standardize == "per-image"
@@ -125,11 +117,12 @@ def build(
     )
     reduced: dict = {}
     if precision == "int8":
-        graph, reduced = _quantized(graph, test_data, options)
+        graph, reduced = quantized(graph, reduced_data, options)
     elif precision == "fp16":
         half = ImageClassifier(network, data.mean, data.std, per_image, dtype=torch.float16)
-        half_graph = export_onnx(half, data.input_size, opset)
-        graph, reduced = _half(graph, half_graph, check, test_data, options)
+        reduced = half_checks(graph, half, check, reduced_data, options)
+        graph = export_onnx(half, data.input_size, opset)
+        check_finite(onnx_outputs(graph.SerializeToString(), check)[0], "fp16")  # it runs
     card = _card(folder, config, fold, graph, unfolded, figures, precision, reduced)
     onnx.helper.set_model_props(graph, card.to_metadata())
     graph.producer_name, graph.producer_version = "skipfold", __version__
@@ -174,86 +167,6 @@ def _card(
     )
 
 
-@dataclass(frozen=True)
-class _TestData:
-    calibration: np.ndarray  # uint8 training images, drawn at random (int8 only)
-    test_images: np.ndarray
-    test_labels: np.ndarray
-
-
-def _test_data(folder: RunFolder, options: PrecisionOptions, precision: str) -> _TestData | None:
-    """A reduced precision's data: the run's own images for calibration (int8) and the accuracy
-    check, loaded before any export work so that missing data or too many calibration images is
-    said at once. None for fp32."""
-    from skipfold.training.datasets import load_dataset
-
-    if precision == "fp32":
-        return None
-    calibrate = precision == "int8"
-    config = folder.read_config()
-    try:
-        data = load_dataset(
-            config.data.dataset, config.data.data_dir, seed=config.recipe.seed, download=False
-        ).limit(config.recipe.train_limit, config.recipe.test_limit)
-        calibration = (
-            calibration_sample(data.train_images, options.calibration_images)
-            if calibrate
-            else data.train_images[:0]
-        )
-    except (OSError, ValueError) as exc:
-        what = "calibration and the check" if calibrate else "the accuracy check"
-        raise ValueError(f"{precision} needs the run's data for {what}: {exc}") from None
-    return _TestData(calibration, data.test_images, data.test_labels)
-
-
-def _quantized(
-    graph: onnx.ModelProto, data: _TestData, options: PrecisionOptions
-) -> tuple[onnx.ModelProto, dict]:
-    """The int8 graph and its card fields, checked against the float32 graph on the run's test
-    images."""
-    import onnxruntime
-
-    method, activations = options.calibration_method, options.activations
-    quantized = quantize_int8(graph, data.calibration, method, activations)
-    figures = check_accuracy_drop(
-        graph.SerializeToString(),
-        quantized.SerializeToString(),
-        data.test_images,
-        data.test_labels,
-        options.max_accuracy_drop,
-    )
-    fields = {
-        "quantization": Quantization(
-            tool=f"onnxruntime {onnxruntime.__version__} quantize_static",
-            activations=activations,
-            calibration_method=method,
-            calibration_images=len(data.calibration),
-        ),
-        "accuracy_check": AccuracyCheck(**figures),
-    }
-    return quantized, fields
-
-
-def _half(
-    graph: onnx.ModelProto,
-    half: onnx.ModelProto,
-    check: np.ndarray,
-    data: _TestData,
-    options: PrecisionOptions,
-) -> tuple[onnx.ModelProto, dict]:
-    """The fp16 graph and its card fields: finite on the verification images, then held to
-    the accuracy limit against the float32 graph on the run's test images."""
-    check_finite(half.SerializeToString(), check, "fp16")
-    figures = check_accuracy_drop(
-        graph.SerializeToString(),
-        half.SerializeToString(),
-        data.test_images,
-        data.test_labels,
-        options.max_accuracy_drop,
-    )
-    return half, {"accuracy_check": AccuracyCheck(**figures)}
-
-
 def export_run(
     run: str | Path,
     repo: str | Path,
@@ -264,7 +177,7 @@ def export_run(
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
     images: Sequence[Path] = (),
     precision: Precision = "fp32",
-    options: PrecisionOptions = PrecisionOptions(),
+    options: PrecisionOptions = DEFAULT_PRECISION_OPTIONS,
 ) -> tuple[ExportedModel, int, Path]:
     """Build and verify, then add the model to `repo` as the next version of `name`.
 

@@ -129,8 +129,8 @@ def load_model(
     on_cpu = settings.engine == "onnxruntime" and runtime.CUDA not in session.get_providers()
     if card and card.precision == "fp16" and on_cpu:
         log.warning(
-            "%s version %d is fp16, made for CUDA: ONNX Runtime's CPU provider computes it op "
-            "by op in float32 between float16 tensors, slower than its fp32 export",
+            "%s version %d is fp16, made for CUDA: ONNX Runtime's CPU provider computes it in "
+            "float32 between casts, slower than its fp32 export",
             name,
             version,
         )

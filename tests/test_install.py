@@ -89,7 +89,7 @@ def test_the_base_install_pulls_no_torch_runtime_or_server(venv, clone):
     """What `pip install .` would install, as pip resolves it (into an empty environment)."""
     report = run(
         venv, "pip", "install", "-q", "--dry-run", "--ignore-installed", "--report", "-", ".",
-        cwd=clone,
+        cwd=clone, timeout=600,
     )  # fmt: skip
     assert report.returncode == 0, report.stderr
     names = {p["metadata"]["name"].lower() for p in json.loads(report.stdout)["install"]}

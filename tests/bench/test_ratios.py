@@ -27,8 +27,21 @@ def test_a_precision_is_compared_with_its_own_networks_fp32_and_variants_only_at
         _row("shapes-skipinit", "fp32", 0.5),
         _row("cifar-skipinit", "fp32", 1.1),
     ]
-    found = {c["comparison"]: c for c in ratios({"in_process": rows}, models)}
-    assert set(found) == {"bn-folded fp16 / fp32", "folded BN / SkipInit"}
+    computed = ratios({"in_process": rows}, models)
+    found = {c["comparison"]: c for c in computed}
+    assert len(computed) == 2 and set(found) == {"bn-folded fp16 / fp32", "folded BN / SkipInit"}
     # the fp16 export of the cifar run against that run's fp32 export, not the shapes model
     assert found["bn-folded fp16 / fp32"]["ratio"] == 1.25
     assert found["folded BN / SkipInit"]["ratio"] == 1.0 / 1.1  # WRN-16-2 against WRN-16-2
+
+
+def test_unfolded_is_compared_with_the_folded_export_of_its_own_run():
+    models = {
+        "a": _model("bn-folded", "fp32", 16, "run-a"),
+        "b": _model("bn-folded", "fp32", 16, "run-b"),
+        "b-unfolded": _model("bn-unfolded", "fp32", 16, "run-b"),
+    }
+    rows = [_row("a", "fp32", 1.0), _row("b", "fp32", 2.0), _row("b-unfolded", "fp32", 2.2)]
+    (computed,) = ratios({"in_process": rows}, models)
+    assert computed["comparison"] == "unfolded BN / folded BN"
+    assert computed["ratio"] == 2.2 / 2.0

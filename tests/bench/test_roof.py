@@ -39,9 +39,11 @@ def test_no_row_reads_over_the_roof_of_its_precision():
         {"precision": "fp32", "gflops": 150.0},  # faster than the kernels measured
         {"precision": "int8", "gflops": 200.0},
         {"precision": "int8", "gflops": None},
+        # an fp16 graph on ONNX Runtime's CPU provider computes in float32: held to that roof
+        {"precision": "fp16", "roof_precision": "fp32", "gflops": 75.0},
     ]
     apply_roofs(rows, roofs)
-    assert [r["roof_fraction"] for r in rows] == [50 / 150, 1.0, 0.5, None]
+    assert [r["roof_fraction"] for r in rows] == [50 / 150, 1.0, 0.5, None, 0.5]
     assert roofs["fp32"].gops == 150.0 and "raised to 150" in roofs["fp32"].method
     assert roofs["int8"].gops == 400.0 and roofs["int8"].method == "measured"
 

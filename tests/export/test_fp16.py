@@ -5,11 +5,16 @@ labels of the float32 model, and refused when float16 cannot hold the network's 
 import httpx
 import onnx
 import pytest
+import torch
 from onnx import TensorProto
 
 from skipfold import demo
+from skipfold.export.fold import fold_model
 from skipfold.formats.model_card import ModelCard
-from tests.export.conftest import make_run, top_predictions
+from skipfold.models import build_model
+from skipfold.training import checkpoint
+from skipfold.training.run_folder import RunFolder
+from tests.export.conftest import make_run, randomize, top_predictions
 from tests.helpers import Server, skipfold
 
 pytestmark = pytest.mark.e2e
@@ -36,10 +41,13 @@ def test_fp16_computes_the_network_in_float16_and_keeps_what_clients_see(precisi
         # the client's side: uint8 images in, float32 logits and probabilities out
         assert [types[i.name] for i in model.graph.input] == [TensorProto.UINT8]
         assert [types[o.name] for o in model.graph.output] == [TensorProto.FLOAT] * 2
-        # standardization (every node before the first Conv but the cast into it) and the
-        # softmax compute in float32
-        first_conv = nodes.index(convs[0])
-        for node in nodes[: first_conv - 1]:
+        # standardization (every node before the one cast to float16) and the softmax compute
+        # in float32
+        casts = [n for n in nodes if n.op_type == "Cast"]
+        to = {n.name: onnx.helper.get_attribute_value(n.attribute[0]) for n in casts}
+        (to_half,) = [n for n in casts if to[n.name] == TensorProto.FLOAT16]
+        assert nodes.index(to_half) < nodes.index(convs[0])
+        for node in nodes[: nodes.index(to_half)]:
             assert types[node.output[0]] in (TensorProto.FLOAT, TensorProto.UINT8), node
         (softmax,) = [n for n in nodes if n.op_type == "Softmax"]
         assert types[softmax.input[0]] == TensorProto.FLOAT
@@ -81,13 +89,28 @@ def test_a_served_fp16_model_answers_with_the_fp32_models_labels(precision_repo,
         server.stop()
 
 
-def test_an_fp16_export_whose_values_overflow_float16_is_refused_and_writes_nothing(tmp_path):
-    # a BN with a gamma of 1e-7 folds into a shift of about 1e7, past float16's 65,504
-    run = make_run(tmp_path / "odd", "bn", depth=10, width=1)
+@pytest.mark.parametrize("where", ["weights", "activations"])
+def test_an_fp16_export_whose_values_overflow_float16_is_refused_and_writes_nothing(
+    tmp_path, where
+):
+    if where == "weights":
+        # a BN with a gamma of 1e-7 folds into a shift of about 1e7, past float16's 65,504
+        run = make_run(tmp_path / "odd", "bn", depth=10, width=1)
+    else:
+        # every weight within float16's range, the stem 20,000 times too large and the head as
+        # much too small (float32 logits stay ordinary): activations of 3e5, which ONNX
+        # Runtime's CPU provider (computing float16 chains in float32) would not show
+        run = make_run(tmp_path / "loud", "bn", depth=10, width=1, odd_gammas=False)
+        model = randomize(build_model("bn", 10, 1), odd_gammas=False)
+        with torch.no_grad():
+            model.stem.weight.mul_(20_000)
+            model.fc.weight.div_(20_000)
+        assert max(p.abs().max() for p in fold_model(model).parameters()) < 65504
+        checkpoint.save_model(RunFolder(run), model)
     repo = tmp_path / "repo"
     result = skipfold("export", run, "--repo", repo, "--precision", "fp16")
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.splitlines()
-    assert "the fp16 graph gives NaN or infinite outputs on" in line, line
+    assert "the fp16 network gives NaN or infinite outputs on" in line, line
     assert "export fp32 or int8" in line
     assert not repo.exists() or not any(repo.iterdir())

@@ -91,7 +91,15 @@ def test_what_publish_would_refuse_is_said_before_any_work_and_writes_nothing(tm
         repo.check_publishable("m", **options, parameters={"precision": "fp16"})
     with pytest.raises(ValueError, match="name"):
         repo.check_publishable("../m", **options)
+    (tmp_path / "m" / "labels.txt").unlink()  # a folder made by hand, without labels.txt
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    repo.check_publishable("m", **options)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    publish(tmp_path)  # publishing writes it
+    assert (tmp_path / "m" / "labels.txt").read_text().split() == CLASSES
+    (tmp_path / "m" / "config.pbtxt").write_text("max_batch_size: {{{")
+    with pytest.raises(ValueError, match=r"config\.pbtxt"):  # the CLI's one line, no traceback
+        repo.check_publishable("m", **options)
 
 
 def test_a_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):

@@ -68,6 +68,7 @@ def summary(v: Variant, batch: int) -> dict[str, Any]:
     return {
         "model": v.model,
         "precision": v.precision,
+        "roof_precision": v.roof or v.precision,
         "engine": v.engine,
         "provider": v.provider,
         "level": v.level,

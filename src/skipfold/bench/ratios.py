@@ -83,17 +83,19 @@ def ratios(results: dict[str, Any], models: dict[str, dict[str, Any]]) -> list[d
 def _within(
     rows: list[dict], kinds: dict[str, str], networks: dict[str, tuple[Any, ...]]
 ) -> list[dict[str, Any]]:
-    """Folded BN against SkipInit and unfolded against folded, at one engine and precision,
-    between networks of one depth and width."""
+    """Folded BN against SkipInit (networks of one depth and width) and unfolded against folded
+    (exports of one run), at one engine and precision."""
     out = []
     for what, top, bottom in _WITHIN:
+        # unfolded / folded: the same run's two exports; BN / SkipInit: two runs of one shape
+        key = 3 if bottom == "bn-folded" else 2
         for a in rows:
             if kinds.get(a["model"]) != top:
                 continue
             same = {k: a[k] for k in ("engine", "precision", "batch", "level", "provider")}
-            shape = networks.get(a["model"], (None,) * 3)[:2]
+            network = networks.get(a["model"], (None,) * 3)[:key]
             b = next((r for r in rows if kinds.get(r["model"]) == bottom and
-                      networks.get(r["model"], (None,) * 3)[:2] == shape and
+                      networks.get(r["model"], (None,) * 3)[:key] == network and
                       all(r[k] == v for k, v in same.items())), None)  # fmt: skip
             if b:
                 path = _path(a)

@@ -212,14 +212,18 @@ def measure_roofs(
 def apply_roofs(rows: list[dict[str, Any]], roofs: dict[str, Roof]) -> None:
     """Each row's fraction of its precision's roof; a roof below a measured row is raised to
     that row's rate, and its method says so."""
+
+    def held_to(row: dict[str, Any]) -> str:
+        return row.get("roof_precision") or row.get("precision", "fp32")
+
     for precision, roof in roofs.items():
-        rates = [r["gflops"] for r in rows if r.get("precision") == precision and r["gflops"]]
+        rates = [r["gflops"] for r in rows if held_to(r) == precision and r["gflops"]]
         if rates and max(rates) > roof.gops:
             roof.method += (
                 f"; raised to {max(rates):.0f}, the fastest model measured, which beat it"
             )
             roof.gops = max(rates)
     for row in rows:
-        roof = roofs.get(row.get("precision", "fp32"))
+        roof = roofs.get(held_to(row))
         gops = row["gflops"]
         row["roof_fraction"] = gops / roof.gops if roof and gops else None

@@ -173,7 +173,7 @@ def run_bench(config: BenchConfig, progress_factory: Callable[..., Any]) -> dict
     if config.device == "cpu":
         # OpenVINO's MatMul measures the bf16 and fp16 roofs: without OpenVINO's own runtime
         # installed, those rows have none
-        reduced = sorted({r["precision"] for r in rows} & {"bf16", "fp16"})
+        reduced = sorted({r["roof_precision"] for r in rows} & {"bf16", "fp16"})
         reduced = reduced if importlib.util.find_spec("openvino") else []
         roofs = measure_roofs(config.thread_count, openvino_precisions=reduced)
     apply_roofs(rows, roofs)

@@ -338,6 +338,8 @@ class ModelRepository:
             if published:
                 return published
         self._check_compatible(model_dir, config, labels)
+        if not (model_dir / LABELS_FILE).is_file():  # a folder made without labels.txt
+            write_bytes_atomic(model_dir / LABELS_FILE, labels)
         return self._publish_version(model_dir, model_bytes)
 
     def check_publishable(
@@ -396,11 +398,15 @@ class ModelRepository:
 
     @staticmethod
     def _check_compatible(model_dir: Path, config: ModelConfig, labels: bytes) -> None:
-        """Versions of one model share its config and labels (as in Triton): refuse a mismatch."""
+        """Versions of one model share its config and labels (as in Triton): refuse a mismatch,
+        and a config that cannot be read, as a ValueError. Writes nothing."""
         config_path, labels_path = model_dir / CONFIG_FILE, model_dir / LABELS_FILE
         if not model_dir.is_dir() or not config_path.is_file():
             raise ValueError(f"{model_dir} exists but has no {CONFIG_FILE}: not a model folder")
-        existing = ModelConfig.parse(config_path.read_text(), source=str(config_path))
+        try:
+            existing = ModelConfig.parse(config_path.read_text(), source=str(config_path))
+        except RepositoryError as exc:
+            raise ValueError(str(exc)) from None
         if existing.signature() != config.signature() or (
             labels_path.is_file() and labels_path.read_bytes() != labels
         ):
@@ -408,5 +414,3 @@ class ModelRepository:
                 f"{model_dir} holds a model with a different signature (classes, input size, "
                 "max batch size or precision); export under another --name"
             )
-        if not labels_path.is_file():
-            write_bytes_atomic(labels_path, labels)

@@ -1,0 +1,125 @@
+"""Reduced precision: what an int8 or fp16 export needs beyond the verified float32 graph (the
+run's own images), makes (the int8 graph), and is held to (the test accuracy of the float32
+graph, within `max_accuracy_drop`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from skipfold.export.onnx_graph import ImageClassifier
+from skipfold.export.quantize import (
+    ActivationType,
+    CalibrationMethod,
+    calibration_sample,
+    quantize_int8,
+)
+from skipfold.export.verify import (
+    accuracy_drop,
+    check_accuracy_drop,
+    check_finite,
+    classifier_logits,
+    top1,
+)
+from skipfold.formats.model_card import AccuracyCheck, Quantization
+from skipfold.training.run_folder import RunFolder
+
+DEFAULT_CALIBRATION_IMAGES = 256
+DEFAULT_MAX_ACCURACY_DROP = 0.5  # points of test accuracy
+
+
+@dataclass(frozen=True)
+class PrecisionOptions:
+    """How a reduced-precision export is made (calibration: int8 only) and the test accuracy it
+    must keep against the float32 graph (int8 and fp16)."""
+
+    calibration_method: CalibrationMethod = "percentile"
+    calibration_images: int = DEFAULT_CALIBRATION_IMAGES
+    activations: ActivationType = "uint8"
+    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
+
+
+DEFAULT_PRECISION_OPTIONS = PrecisionOptions()
+
+
+@dataclass(frozen=True)
+class RunImages:
+    calibration: np.ndarray  # uint8 training images, drawn at random (int8 only)
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+
+def run_images(folder: RunFolder, options: PrecisionOptions, precision: str) -> RunImages | None:
+    """A reduced precision's data: the run's own images for calibration (int8) and the accuracy
+    check, loaded before any export work so that missing data or too many calibration images is
+    said at once. None for fp32."""
+    from skipfold.training.datasets import load_dataset
+
+    if precision == "fp32":
+        return None
+    calibrate = precision == "int8"
+    config = folder.read_config()
+    try:
+        data = load_dataset(
+            config.data.dataset, config.data.data_dir, seed=config.recipe.seed, download=False
+        ).limit(config.recipe.train_limit, config.recipe.test_limit)
+        calibration = (
+            calibration_sample(data.train_images, options.calibration_images)
+            if calibrate
+            else data.train_images[:0]
+        )
+    except (OSError, ValueError) as exc:
+        what = "calibration and the check" if calibrate else "the accuracy check"
+        raise ValueError(f"{precision} needs the run's data for {what}: {exc}") from None
+    return RunImages(calibration, data.test_images, data.test_labels)
+
+
+def quantized(
+    graph: onnx.ModelProto, data: RunImages, options: PrecisionOptions
+) -> tuple[onnx.ModelProto, dict]:
+    """The int8 graph and its card fields, checked against the float32 graph on the run's test
+    images."""
+    import onnxruntime
+
+    method, activations = options.calibration_method, options.activations
+    quantized = quantize_int8(graph, data.calibration, method, activations)
+    figures = check_accuracy_drop(
+        graph.SerializeToString(),
+        quantized.SerializeToString(),
+        data.test_images,
+        data.test_labels,
+        options.max_accuracy_drop,
+    )
+    fields = {
+        "quantization": Quantization(
+            tool=f"onnxruntime {onnxruntime.__version__} quantize_static",
+            activations=activations,
+            calibration_method=method,
+            calibration_images=len(data.calibration),
+        ),
+        "accuracy_check": AccuracyCheck(**figures),
+    }
+    return quantized, fields
+
+
+def half_checks(
+    graph: onnx.ModelProto,
+    half: ImageClassifier,
+    check: np.ndarray,
+    data: RunImages,
+    options: PrecisionOptions,
+) -> dict:
+    """The fp16 network's card fields: finite on the verification and test images, then held to
+    the accuracy limit against the float32 graph on the test images, computed by PyTorch's
+    float16 kernels (see verify.classifier_logits)."""
+    logits = classifier_logits(half, np.concatenate([check, data.test_images]))
+    check_finite(logits, "fp16")
+    figures = accuracy_drop(
+        top1(graph.SerializeToString(), data.test_images),
+        logits[len(check) :].argmax(1),
+        data.test_labels,
+        options.max_accuracy_drop,
+    )
+    return {"accuracy_check": AccuracyCheck(**figures)}
