@@ -9,7 +9,7 @@ from skipfold.common import arguments
 from skipfold.formats.model_repository import check_name, writable_repository
 from skipfold.training.run_folder import trained_run
 
-# skipfold.export.{onnx_graph,exporter,quantize}'s; not imported so that --help stays instant
+# skipfold.export.{onnx_graph,exporter,reduced,quantize}'s; not imported: --help stays instant
 MIN_OPSET = 18
 DEFAULT_MAX_BATCH_SIZE = 64
 DEFAULT_CALIBRATION_IMAGES = 256

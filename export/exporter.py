@@ -27,14 +27,12 @@ from skipfold.export.reduced import (
     DEFAULT_MAX_ACCURACY_DROP,
     DEFAULT_PRECISION_OPTIONS,
     PrecisionOptions,
-    half_checks,
-    quantized,
+    fp16_graph,
+    int8_graph,
     run_images,
 )
 from skipfold.export.verify import (
     RANDOM_IMAGES,
-    check_finite,
-    onnx_outputs,
     random_images,
     verify,
 )
@@ -48,9 +46,12 @@ __all__ = [
     "DEFAULT_CALIBRATION_IMAGES",
     "DEFAULT_MAX_ACCURACY_DROP",
     "DEFAULT_MAX_BATCH_SIZE",
+    "MIN_OPSET",
+    "ExportedModel",
     "PrecisionOptions",
     "build",
     "export_run",
+    "file_sha256",
 ]
 
 
@@ -117,12 +118,11 @@ def build(
     )
     reduced: dict = {}
     if precision == "int8":
-        graph, reduced = quantized(graph, reduced_data, options)
+        graph, reduced = int8_graph(graph, reduced_data, options)
     elif precision == "fp16":
         half = ImageClassifier(network, data.mean, data.std, per_image, dtype=torch.float16)
-        reduced = half_checks(graph, half, check, reduced_data, options)
-        graph = export_onnx(half, data.input_size, opset)
-        check_finite(onnx_outputs(graph.SerializeToString(), check)[0], "fp16")  # it runs
+        half_graph = export_onnx(half, data.input_size, opset)
+        graph, reduced = fp16_graph(graph, half, half_graph, check, reduced_data, options)
     card = _card(folder, config, fold, graph, unfolded, figures, precision, reduced)
     onnx.helper.set_model_props(graph, card.to_metadata())
     graph.producer_name, graph.producer_version = "skipfold", __version__

@@ -17,10 +17,12 @@ from skipfold.export.quantize import (
     quantize_int8,
 )
 from skipfold.export.verify import (
+    VerificationError,
     accuracy_drop,
     check_accuracy_drop,
     check_finite,
     classifier_logits,
+    onnx_outputs,
     top1,
 )
 from skipfold.formats.model_card import AccuracyCheck, Quantization
@@ -76,7 +78,7 @@ def run_images(folder: RunFolder, options: PrecisionOptions, precision: str) -> 
     return RunImages(calibration, data.test_images, data.test_labels)
 
 
-def quantized(
+def int8_graph(
     graph: onnx.ModelProto, data: RunImages, options: PrecisionOptions
 ) -> tuple[onnx.ModelProto, dict]:
     """The int8 graph and its card fields, checked against the float32 graph on the run's test
@@ -104,22 +106,32 @@ def quantized(
     return quantized, fields
 
 
-def half_checks(
+def fp16_graph(
     graph: onnx.ModelProto,
     half: ImageClassifier,
+    half_graph: onnx.ModelProto,
     check: np.ndarray,
     data: RunImages,
     options: PrecisionOptions,
-) -> dict:
-    """The fp16 network's card fields: finite on the verification and test images, then held to
-    the accuracy limit against the float32 graph on the test images, computed by PyTorch's
-    float16 kernels (see verify.classifier_logits)."""
+) -> tuple[onnx.ModelProto, dict]:
+    """The fp16 graph and its card fields, after three checks against the float32 `graph`:
+    every weight finite in float16; the network's float16 arithmetic (PyTorch's float16 kernels,
+    see verify.classifier_logits) finite on the check and test images and within the accuracy
+    limit on the test images, which the card records; and the exported fp16 graph itself, run by
+    ONNX Runtime, within the limit too (a wrong export, not float16, would fail there)."""
+    values = [t for t in [*half.parameters(), *half.buffers()] if t.is_floating_point()]
+    overflowed = sum(int((~t.isfinite()).sum()) for t in values)
+    if overflowed:
+        raise VerificationError(
+            f"the fp16 network has {overflowed} weights past float16's range (65,504); "
+            "export fp32 or int8"
+        )
     logits = classifier_logits(half, np.concatenate([check, data.test_images]))
     check_finite(logits, "fp16")
-    figures = accuracy_drop(
-        top1(graph.SerializeToString(), data.test_images),
-        logits[len(check) :].argmax(1),
-        data.test_labels,
-        options.max_accuracy_drop,
-    )
-    return {"accuracy_check": AccuracyCheck(**figures)}
+    reference = top1(graph.SerializeToString(), data.test_images)
+    limit = options.max_accuracy_drop
+    figures = accuracy_drop(reference, logits[len(check) :].argmax(1), data.test_labels, limit)
+    exported = half_graph.SerializeToString()
+    check_finite(onnx_outputs(exported, check)[0], "fp16")
+    accuracy_drop(reference, top1(exported, data.test_images), data.test_labels, limit)
+    return half_graph, {"accuracy_check": AccuracyCheck(**figures)}

@@ -3,6 +3,8 @@
 The reference is the run's own eval-mode network with BN, fed by training's own
 standardization; the candidate is the exported graph in ONNX Runtime with every graph
 optimization disabled (so ORT cannot hide a folding mistake by fixing the graph itself).
+A reduced precision is then held to the float32 graph's test accuracy: int8 graphs in ONNX
+Runtime, fp16 networks in PyTorch's float16 arithmetic (`classifier_logits`).
 """
 
 from __future__ import annotations

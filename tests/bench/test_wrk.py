@@ -32,6 +32,7 @@ needs_wrk = pytest.mark.skipif(wrk.installed() is None, reason="wrk is not insta
 
 
 @needs_wrk
+@pytest.mark.e2e
 def test_wrk_times_predict_and_counts_what_fails(repo):
     buffer = io.BytesIO()
     Image.new("RGB", (32, 32), (200, 30, 30)).save(buffer, "PNG")

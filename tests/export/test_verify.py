@@ -7,7 +7,15 @@ from onnx import numpy_helper
 
 from skipfold.export.fold import fold_model
 from skipfold.export.onnx_graph import ImageClassifier, export_onnx
-from skipfold.export.verify import VerificationError, random_images, verify
+from skipfold.export.verify import (
+    AccuracyDropError,
+    VerificationError,
+    accuracy_drop,
+    check_finite,
+    classifier_logits,
+    random_images,
+    verify,
+)
 from skipfold.models import build_model
 from tests.export.conftest import randomize
 
@@ -46,3 +54,37 @@ def test_wrong_preprocessing_fails(model_and_graph):
         verify(
             graph.SerializeToString(), model, MEAN, np.array(STD) * 1.01, random_images(8, (32, 32))
         )
+
+
+def test_float16_arithmetic_overflows_in_pytorch_and_is_refused():
+    """An activation past 65,504 from weights that fit in float16: PyTorch's float16 kernels
+    overflow as CUDA's do, so the fp16 check sees it; float32 stays finite."""
+    import torch
+
+    network = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 1, bias=False),
+        torch.nn.Conv2d(4, 10, 1, bias=False),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+    )
+    with torch.no_grad():
+        network[0].weight.fill_(30_000.0)  # activations of about 1.8e5
+        network[1].weight.fill_(1e-4)
+    images = random_images(8, (8, 8))
+    exact = classifier_logits(ImageClassifier(network, MEAN, STD), images)
+    assert np.isfinite(exact).all() and np.abs(exact).max() < 100
+    check_finite(exact, "fp32")
+    half = classifier_logits(ImageClassifier(network, MEAN, STD, dtype=torch.float16), images)
+    with pytest.raises(VerificationError, match="NaN or infinite outputs on 8 of 8 images"):
+        check_finite(half, "fp16")
+    assert network[0].weight.dtype == torch.float32  # the float16 copy left it as it was
+
+
+def test_the_accuracy_drop_is_measured_against_the_reference_and_held_to_the_limit():
+    labels = np.array([0, 1, 1, 0])
+    reference, candidate = np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0])
+    figures = accuracy_drop(reference, candidate, labels, 30)
+    assert (figures["reference_accuracy"], figures["accuracy"]) == (1.0, 0.75)
+    assert figures["top1_agreement"] == 0.75 and figures["images"] == 4
+    with pytest.raises(AccuracyDropError, match=r"accuracy drop 25\.00 points on 4 test images"):
+        accuracy_drop(reference, candidate, labels, 10)

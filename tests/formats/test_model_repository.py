@@ -91,6 +91,7 @@ def test_what_publish_would_refuse_is_said_before_any_work_and_writes_nothing(tm
         repo.check_publishable("m", **options, parameters={"precision": "fp16"})
     with pytest.raises(ValueError, match="name"):
         repo.check_publishable("../m", **options)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     (tmp_path / "m" / "labels.txt").unlink()  # a folder made by hand, without labels.txt
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     repo.check_publishable("m", **options)

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from skipfold.service.app import create_app
@@ -81,6 +82,7 @@ def test_inline_off_sends_every_call_to_the_worker(repo):
         assert calls(client.app.state.metrics, "skipinit", "event_loop") == 0
 
 
+@pytest.mark.e2e
 def test_served_one_at_a_time_inline_and_a_burst_through_the_worker(repo):
     server = Server(repo, "--models", "skipinit")
     server.wait_ready()
