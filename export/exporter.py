@@ -38,6 +38,7 @@ from skipfold.export.verify import (
 )
 from skipfold.formats.model_card import ModelCard, Precision, Verification
 from skipfold.formats.model_repository import ModelRepository
+from skipfold.models.flip_averaged import FlipAveraged
 from skipfold.training.checkpoint import load_trained
 from skipfold.training.run_folder import MODEL, RunConfig, RunFolder
 
@@ -90,11 +91,13 @@ def build(
     images: Sequence[Path] = (),
     precision: Precision = "fp32",
     options: PrecisionOptions = DEFAULT_PRECISION_OPTIONS,
+    test_flip: bool = False,
 ) -> ExportedModel:
     """Export a run's network to ONNX bytes, verified against PyTorch, with its model card.
     int8: the verified float32 graph quantized; fp16: the network exported again in float16;
     either held to `options.max_accuracy_drop` on the run's test images against the float32
-    graph (AccuracyDropError past it)."""
+    graph (AccuracyDropError past it). `test_flip`: the graph averages each image's logits with
+    its mirror image's (`FlipAveraged`), and is verified against the same in PyTorch."""
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be {MIN_OPSET} or later, got {opset}")
     folder = RunFolder(run)
@@ -102,19 +105,20 @@ def build(
     model, config = load_trained(folder)
     data = config.data
     per_image = data.standardize == "per-image"
+    tta = FlipAveraged if test_flip else (lambda network: network)
     unfolded = export_onnx(
-        ImageClassifier(model, data.mean, data.std, per_image), data.input_size, opset
+        ImageClassifier(tta(model), data.mean, data.std, per_image), data.input_size, opset
     )
-    graph, network = unfolded, model
+    graph, network = unfolded, tta(model)
     if fold:
-        network = fold_model(model)
+        network = tta(fold_model(model))
         folded = ImageClassifier(network, data.mean, data.std, per_image)
         graph = export_onnx(folded, data.input_size, opset)
     check = np.concatenate(
         [random_images(RANDOM_IMAGES, data.input_size), _real_images(images, data.input_size)]
     )
     figures = verify(
-        graph.SerializeToString(), model, data.mean, data.std, check, per_image=per_image
+        graph.SerializeToString(), tta(model), data.mean, data.std, check, per_image=per_image
     )
     reduced: dict = {}
     if precision == "int8":
@@ -123,7 +127,7 @@ def build(
         half = ImageClassifier(network, data.mean, data.std, per_image, dtype=torch.float16)
         half_graph = export_onnx(half, data.input_size, opset)
         graph, reduced = fp16_graph(graph, half, half_graph, check, reduced_data, options)
-    card = _card(folder, config, fold, graph, unfolded, figures, precision, reduced)
+    card = _card(folder, config, fold, graph, unfolded, figures, precision, reduced, test_flip)
     onnx.helper.set_model_props(graph, card.to_metadata())
     graph.producer_name, graph.producer_version = "skipfold", __version__
     return ExportedModel(graph.SerializeToString(deterministic=True), card)
@@ -138,6 +142,7 @@ def _card(
     figures: dict,
     precision: Precision,
     reduced: dict,
+    test_flip: bool,
 ) -> ModelCard:
     """What the exported graph carries about itself, its run and its checks."""
     data = config.data
@@ -158,11 +163,13 @@ def _card(
         skipfold_version=__version__,
         exporter=f"torch {torch.__version__}, onnx {onnx.__version__}",
         parameters=parameter_count(graph),
-        flops_per_image=flops_per_image(graph),
+        # the mirror image is a second image's work: the graph counts one per input image
+        flops_per_image=flops_per_image(graph) * (2 if test_flip else 1),
         op_counts=op_counts(graph),
         op_counts_unfolded=op_counts(unfolded),
         verification=Verification(**figures),
         precision=precision,
+        test_flip=test_flip,
         **reduced,
     )
 
@@ -178,16 +185,19 @@ def export_run(
     images: Sequence[Path] = (),
     precision: Precision = "fp32",
     options: PrecisionOptions = DEFAULT_PRECISION_OPTIONS,
+    test_flip: bool = False,
 ) -> tuple[ExportedModel, int, Path]:
     """Build and verify, then add the model to `repo` as the next version of `name`.
 
-    The default name is the run folder's, with "-unfolded" appended for an unfolded export and
-    "-int8" for an int8 one: each precision is a model of its own, as Triton users keep them.
-    Nothing is written to the repository unless verification passed.
+    The default name is the run folder's, with "-unfolded" appended for an unfolded export,
+    "-int8" for an int8 one and "-flip" for one with test-time flips: each is a model of its
+    own, as Triton users keep them. Nothing is written to the repository unless verification
+    passed.
     """
     if name is None:
         name = Path(run).resolve().name + ("" if fold else "-unfolded")
         name += "" if precision == "fp32" else f"-{precision}"
+        name += "-flip" if test_flip else ""
     repository = ModelRepository(repo)
     parameters = None if precision == "fp32" else {"precision": precision}
     data = RunFolder(run).read_config().data
@@ -199,7 +209,13 @@ def export_run(
         parameters=parameters,
     )
     exported = build(
-        run, fold=fold, opset=opset, images=images, precision=precision, options=options
+        run,
+        fold=fold,
+        opset=opset,
+        images=images,
+        precision=precision,
+        options=options,
+        test_flip=test_flip,
     )
     version, path = repository.publish(
         name,

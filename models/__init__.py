@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 _LAZY = {
+    "FlipAveraged": "skipfold.models.flip_averaged",
     "VARIANTS": "skipfold.models.wide_resnet",
     "PreActBlock": "skipfold.models.wide_resnet",
     "WideResNet": "skipfold.models.wide_resnet",

@@ -1,8 +1,8 @@
 """Batched augmentation on the training device: no per-sample Python in the step loop.
 
 The whole data set is one uint8 tensor [N, 3, H, W] on the device; every step gathers its
-batch, pads by 4 pixels (zeros, i.e. black), takes a random crop and a random horizontal flip
-per image with tensor indexing, and standardizes with the training set's mean and std.
+batch, pads by `crop_padding` pixels (4 by default; zeros, i.e. black), takes a random crop and
+a random horizontal flip per image with tensor indexing, and standardizes it.
 """
 
 from __future__ import annotations

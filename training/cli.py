@@ -37,8 +37,11 @@ HELP = {
     "lr": "base learning rate, any positive value (the papers sweep a log grid)",
     "schedule": "cosine: half a cosine to 0; skipinit: the paper's, constant for half the run, "
     "then halved every 5%; wrn-step: x0.2 at 30/60/80%",
+    "crop_padding": "augmentation: pad by P pixels, crop back at a random offset, flip half "
+    "(4: the papers'; 2 suits runs of a few epochs; 0: flips only)",
     "warmup_epochs": "linear warm-up",
-    "momentum": "SGD heavy-ball momentum",
+    "momentum": "SGD momentum",
+    "nesterov": "Nesterov momentum instead of heavy-ball (the papers')",
     "weight_decay": "L2 on every parameter",
     "label_smoothing": "e in the training loss's targets (1 - e) one-hot + e uniform; the test "
     "loss is always plain cross-entropy",
@@ -51,7 +54,7 @@ HELP = {
 TYPES = {"data_dir": lambda text: str(arguments.folder_to_write(text))}
 GROUPS = {
     "model": ("variant", "depth", "width", "dropout", "alpha_init"),
-    "data": ("dataset", "data_dir", "train_limit", "test_limit", "standardize"),
+    "data": ("dataset", "data_dir", "train_limit", "test_limit", "standardize", "crop_padding"),
     "recipe": (
         "recipe",
         "epochs",
@@ -60,6 +63,7 @@ GROUPS = {
         "schedule",
         "warmup_epochs",
         "momentum",
+        "nesterov",
         "weight_decay",
         "label_smoothing",
     ),
@@ -80,6 +84,9 @@ def _add_field(group: Any, name: str) -> None:
     info = TrainConfig.model_fields[name]
     flag = "--" + name.replace("_", "-")
     default = None if name in RECIPE_DEFAULTS["skipfold"] else info.default
+    if info.annotation is bool:
+        group.add_argument(flag, action="store_true", help=HELP.get(name))
+        return
     if typing.get_origin(info.annotation) is typing.Literal:
         choices = typing.get_args(info.annotation)
         group.add_argument(flag, default=default, choices=choices, help=_recipe_help(name))

@@ -18,14 +18,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=DATASETS, help="default: the run's own")
     parser.add_argument("--data-dir", type=arguments.folder_to_write, help="default: the run's own")
     parser.add_argument("--device", default="auto", choices=DEVICES)
+    parser.add_argument(
+        "--test-flip",
+        action="store_true",
+        help="average each image's logits with its mirror image's, as an export with "
+        "--test-flip does",
+    )
 
 
 def evaluate_run(
-    run: str | Path, dataset: str | None = None, data_dir: str | None = None, device: str = "auto"
+    run: str | Path,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    device: str = "auto",
+    *,
+    test_flip: bool = False,
 ) -> dict[str, Any]:
-    """Rebuild the run's model from config.json + model.safetensors and test it."""
+    """Rebuild the run's model from config.json + model.safetensors and test it; `test_flip`:
+    with test-time flips (`FlipAveraged`)."""
     import torch
 
+    from skipfold.models.flip_averaged import FlipAveraged
     from skipfold.training.checkpoint import load_trained
     from skipfold.training.datasets import load_dataset
     from skipfold.training.device_data import DeviceData
@@ -45,6 +58,8 @@ def evaluate_run(
         )
     target = resolve_device(device)
     model = model.to(target, memory_format=torch.channels_last)
+    if test_flip:
+        model = FlipAveraged(model)
     tensors = DeviceData.load(
         data,
         target,
@@ -59,9 +74,12 @@ def evaluate_run(
 
 
 def run(args: argparse.Namespace) -> int:
-    result = evaluate_run(args.run, args.dataset, args.data_dir, args.device)
+    result = evaluate_run(
+        args.run, args.dataset, args.data_dir, args.device, test_flip=args.test_flip
+    )
+    flip = ", with test-time flips" if args.test_flip else ""
     print(
         f"{args.run}: {result['dataset']} test accuracy {100 * result['test_acc']:.2f}% "
-        f"loss {result['test_loss']:.4f} ({result['images']} images)"
+        f"loss {result['test_loss']:.4f} ({result['images']} images{flip})"
     )
     return 0

@@ -91,6 +91,7 @@ def train_epoch(
     *,
     bf16: bool = False,
     label_smoothing: float = 0.0,
+    crop_padding: int = 4,
 ) -> dict[str, Any]:
     """One epoch; the row metrics.jsonl gets (without the test figures). Raises Diverged."""
     device = ddp.device
@@ -118,7 +119,7 @@ def train_epoch(
         for group in optimizer.param_groups:
             group["lr"] = lr
         index = order[step * plan.global_batch : (step + 1) * plan.global_batch]
-        x = data.standardize(random_crop_flip(data.train_x[index], generator)[mine])
+        x = data.standardize(random_crop_flip(data.train_x[index], generator, crop_padding)[mine])
         y = data.train_y[index][mine]
         with autocast(device, bf16):
             logits = model(x)

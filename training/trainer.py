@@ -134,7 +134,11 @@ def _set_up(config: TrainConfig, run: RunFolder, ddp: Distributed, data: ImageDa
         config.variant, config.depth, config.width, len(data.classes), **config.model_options()
     ).to(ddp.device, memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        weight_decay=config.weight_decay,
     )
     return _Session(run, config, ddp, model, optimizer, plan)
 
@@ -207,7 +211,7 @@ def _train_epochs(
     for epoch in range(done + 1, config.epochs + 1):
         row = train_epoch(
             train_model, session.optimizer, tensors, session.plan, ddp, epoch, config.seed,
-            bf16=bf16, label_smoothing=config.label_smoothing,
+            bf16=bf16, label_smoothing=config.label_smoothing, crop_padding=config.crop_padding,
         )  # fmt: skip
         row["test_loss"], row["test_acc"] = evaluate_test_set(model, tensors, ddp, bf16=bf16)
         metrics.append({k: row[k] for k in METRIC_KEYS})

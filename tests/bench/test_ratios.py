@@ -45,3 +45,20 @@ def test_unfolded_is_compared_with_the_folded_export_of_its_own_run():
     (computed,) = ratios({"in_process": rows}, models)
     assert computed["comparison"] == "unfolded BN / folded BN"
     assert computed["ratio"] == 2.2 / 2.0
+
+
+def test_a_model_with_test_time_flips_is_compared_only_with_others_with_them():
+    models = {
+        "bn": _model("bn-folded", "fp32", 16, "bn"),
+        "bn-flip": _model("bn-folded", "fp32", 16, "bn") | {"test_flip": True},
+        "skipinit": _model("skipinit", "fp32", 16, "skipinit"),
+        "skipinit-flip": _model("skipinit", "fp32", 16, "skipinit") | {"test_flip": True},
+    }
+    rows = [_row("bn", "fp32", 1.0), _row("bn-flip", "fp32", 2.0), _row("skipinit", "fp32", 1.1),
+            _row("skipinit-flip", "fp32", 2.1)]  # fmt: skip
+    computed = ratios({"in_process": rows}, models)
+    found = {c["comparison"]: c["ratio"] for c in computed}
+    assert found == {
+        "folded BN / SkipInit": 1.0 / 1.1,
+        "folded BN / SkipInit (test-flip)": 2.0 / 2.1,
+    }

@@ -97,3 +97,17 @@ def test_a_failed_verification_leaves_nothing_in_the_repository(tmp_path):
     assert result.returncode == 2
     assert "disagrees" in result.stderr
     assert list(repo.iterdir()) == []
+
+
+def test_test_flip_is_a_model_of_its_own_with_twice_the_flops(bn_run, tmp_path):
+    repo = tmp_path / "repo"
+    result = skipfold("export", bn_run, "--repo", repo, "--test-flip")
+    assert result.returncode == 0, result.stderr
+    assert "the image and its mirror" in result.stdout
+    meta = metadata(repo / "bn-16-2-flip" / "1" / "model.onnx")
+    assert meta["test_flip"] == "true"
+    plain = skipfold("export", bn_run, "--repo", repo)
+    assert plain.returncode == 0, plain.stderr
+    plain_meta = metadata(repo / "bn-16-2" / "1" / "model.onnx")
+    assert plain_meta["test_flip"] == "false"
+    assert int(meta["flops_per_image"]) == 2 * int(plain_meta["flops_per_image"])

@@ -39,3 +39,20 @@ def test_wrn_16_2_with_randomized_statistics_matches_pytorch(tmp_path, variant, 
         assert (logits.argmax(1) == expected.argmax(1)).all()
     meta = session.get_modelmeta().custom_metadata_map
     assert meta["variant"] == variant and meta["folded"] == str(fold).lower()
+
+
+def test_test_time_flips_average_the_plain_graphs_logits_on_the_image_and_its_mirror(tmp_path):
+    run = make_run(tmp_path / "bn", "bn", depth=10, width=2, seed=3)
+    plain, flipped = build(run), build(run, test_flip=True)
+    assert (plain.card.test_flip, flipped.card.test_flip) == (False, True)
+    assert flipped.card.flops_per_image == 2 * plain.card.flops_per_image
+    assert flipped.card.verification.max_abs_logit_diff <= 1e-4
+    images = random_images(6, (32, 32), seed=1)
+    run_plain = ort.InferenceSession(plain.model_bytes, providers=["CPUExecutionProvider"])
+    run_flipped = ort.InferenceSession(flipped.model_bytes, providers=["CPUExecutionProvider"])
+    logits = run_flipped.run(None, {"images": images})[0]
+    mirrored = np.ascontiguousarray(images[:, :, ::-1])  # NHWC: the width axis
+    expected = (run_plain.run(None, {"images": images})[0]
+                + run_plain.run(None, {"images": mirrored})[0]) / 2  # fmt: skip
+    assert np.abs(logits - expected).max() <= 1e-4
+    assert np.abs(logits - run_plain.run(None, {"images": images})[0]).max() > 1e-3

@@ -26,6 +26,15 @@ def test_each_output_is_a_crop_of_the_padded_image_possibly_flipped():
     assert 0 < flips < 16  # both flipped and unflipped images occur
 
 
+def test_no_padding_flips_only():
+    images = torch.randint(0, 256, (32, 3, 8, 8), dtype=torch.uint8)
+    out = random_crop_flip(images, torch.Generator().manual_seed(0), padding=0)
+    same = [torch.equal(o, i) for o, i in zip(out, images, strict=True)]
+    flipped = [torch.equal(o, i.flip(-1)) for o, i in zip(out, images, strict=True)]
+    assert all(s or f for s, f in zip(same, flipped, strict=True))
+    assert 0 < sum(flipped) < 32
+
+
 def test_same_generator_state_gives_same_augmentation():
     images = torch.randint(0, 256, (8, 3, 8, 8), dtype=torch.uint8)
     a = random_crop_flip(images, torch.Generator().manual_seed(5))

@@ -37,3 +37,14 @@ def test_help_gives_each_recipes_default(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: skipfold: 16; paper: 64)" in text
     assert "(default: skipfold: cosine; paper: skipinit)" in text
+
+
+def test_short_run_knobs_parse_and_default_to_the_papers():
+    config = parse("--nesterov", "--crop-padding", "2")
+    assert (config.nesterov, config.crop_padding) == (True, 2)
+    assert (TrainConfig().nesterov, TrainConfig().crop_padding) == (False, 4)
+
+
+def test_nesterov_without_momentum_is_refused():
+    with pytest.raises(ValueError, match="nesterov needs a momentum above 0"):
+        parse("--nesterov", "--momentum", "0")

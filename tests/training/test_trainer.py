@@ -63,6 +63,27 @@ def test_small_bn_wrn_learns_shapes_well_above_chance(default_run):
     assert f"test accuracy {100 * rows[-1]['test_acc']:.2f}%" in evaluated.stdout
 
 
+def test_evaluate_with_test_flips_is_what_the_flip_export_serves(default_run):
+    from skipfold.export.exporter import build
+    from skipfold.export.verify import top1
+    from skipfold.training.datasets import load_dataset
+    from skipfold.training.evaluate import evaluate_run
+
+    run, result = default_run("bn")
+    assert result.returncode == 0, result.stderr
+    flipped = evaluate_run(run, test_flip=True)
+    data = load_dataset("shapes", None, seed=0)
+    served = top1(build(run, test_flip=True).model_bytes, data.test_images)
+    assert flipped["images"] == len(data.test_labels) == 2000
+    # ONNX Runtime and PyTorch may round a near-tie differently: one image at most
+    assert abs((served == data.test_labels).mean() - flipped["test_acc"]) <= 1 / 2000
+    assert flipped != evaluate_run(run)  # the mirror images change the figures
+    printed = skipfold("evaluate", run, "--test-flip")
+    assert printed.returncode == 0, printed.stderr
+    assert f"{100 * flipped['test_acc']:.2f}% " in printed.stdout
+    assert "with test-time flips" in printed.stdout
+
+
 def test_run_folder_holds_no_pickle(tmp_path):
     run = tmp_path / "run"
     assert (

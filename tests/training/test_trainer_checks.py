@@ -84,3 +84,12 @@ def test_bf16_runs_the_steps_and_the_test_in_bfloat16_and_keeps_float32_weights(
     weights = load_file(str(tmp_path / "bf16" / "model.safetensors"))
     assert {w.dtype for w in weights.values() if w.is_floating_point()} == {torch.float32}
     assert RunFolder(tmp_path / "bf16").read_config().recipe.precision == "bf16"
+
+
+@pytest.mark.parametrize("knob", [{"nesterov": True}, {"crop_padding": 0}])
+def test_the_short_run_knobs_change_the_training(tmp_path, knob):
+    config = TrainConfig(**TINY | {"epochs": 1, "train_limit": 256})
+    plain = trainer.train(config, tmp_path / "plain")
+    changed = trainer.train(config.model_copy(update=knob), tmp_path / "changed")
+    assert changed["train_loss"] != plain["train_loss"]
+    assert RunFolder(tmp_path / "changed").read_config().recipe == config.model_copy(update=knob)

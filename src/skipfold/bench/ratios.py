@@ -13,6 +13,9 @@ _WITHIN = (
 )
 
 
+_FLIPS = {True: " test-flip", False: "", None: ""}  # the label of a model with test-time flips
+
+
 def _find(rows: list[dict], **match: Any) -> dict | None:
     return next((r for r in rows if all(r.get(k) == v for k, v in match.items())), None)
 
@@ -27,10 +30,12 @@ def _base_kinds(models: dict[str, dict[str, Any]]) -> dict[str, str]:
 
 
 def _networks(models: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
-    """model -> (depth, width, source run): the same network in another precision or engine has
-    the same; models of other runs or shapes are never compared as one network."""
+    """model -> (test-time flips, depth, width, source run): the same network in another
+    precision or engine has the same; models of other runs or shapes, or with twice the work per
+    image, are never compared as one network."""
     return {
-        name: (m.get("depth"), m.get("width"), m.get("source_run")) for name, m in models.items()
+        name: (m.get("test_flip", False), m.get("depth"), m.get("width"), m.get("source_run"))
+        for name, m in models.items()
     }
 
 
@@ -67,7 +72,8 @@ def ratios(results: dict[str, Any], models: dict[str, dict[str, Any]]) -> list[d
                   and r["batch"] == a["batch"] and r["level"] == level), None)  # fmt: skip
         if b:
             reference = "fp32" if a["engine"] == "onnxruntime" else "ONNX Runtime fp32"
-            out.append(_ratio(f"{kinds[a['model']]} {_path(a)} / {reference}", a, b))
+            kind = kinds[a["model"]] + _FLIPS[networks[a["model"]][0]]
+            out.append(_ratio(f"{kind} {_path(a)} / {reference}", a, b))
     for r in rows:
         if r["engine"] == "onnxruntime" and r["level"] == "all":
             eager = _find(results["in_process"], model=r["model"], engine="torch-eager",
@@ -88,18 +94,18 @@ def _within(
     out = []
     for what, top, bottom in _WITHIN:
         # unfolded / folded: the same run's two exports; BN / SkipInit: two runs of one shape
-        key = 3 if bottom == "bn-folded" else 2
+        key = 4 if bottom == "bn-folded" else 3
         for a in rows:
             if kinds.get(a["model"]) != top:
                 continue
             same = {k: a[k] for k in ("engine", "precision", "batch", "level", "provider")}
-            network = networks.get(a["model"], (None,) * 3)[:key]
+            network = networks.get(a["model"], (None,) * 4)[:key]
             b = next((r for r in rows if kinds.get(r["model"]) == bottom and
-                      networks.get(r["model"], (None,) * 3)[:key] == network and
+                      networks.get(r["model"], (None,) * 4)[:key] == network and
                       all(r[k] == v for k, v in same.items())), None)  # fmt: skip
             if b:
-                path = _path(a)
-                out.append(_ratio(f"{what} ({path})" if path else what, a, b))
+                label = ", ".join(filter(None, [_path(a), _FLIPS[network[0]].strip()]))
+                out.append(_ratio(f"{what} ({label})" if label else what, a, b))
     return out
 
 

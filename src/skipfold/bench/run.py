@@ -192,6 +192,7 @@ def run_bench(config: BenchConfig, progress_factory: Callable[..., Any]) -> dict
             "folded": card.folded,
             "precision": card.precision,
             "source_run": card.source_run,
+            "test_flip": card.test_flip,
             "flops_per_image": card.flops_per_image,
             "parameters": card.parameters,
         }

@@ -123,7 +123,7 @@ def torch_variants(
 
         from skipfold.export.fold import fold_model
         from skipfold.export.onnx_graph import ImageClassifier
-        from skipfold.models import build_model
+        from skipfold.models import FlipAveraged, build_model
     except ImportError as exc:
         return [], f"PyTorch reference skipped: {exc} (pip install 'skipfold[export]')"
     torch.set_num_threads(threads)
@@ -135,6 +135,8 @@ def torch_variants(
         network = build_model(card.variant, card.depth, card.width, len(card.classes)).eval()
         if card.folded:
             network = fold_model(network)
+        if card.test_flip:
+            network = FlipAveraged(network)
         per_image = card.standardize == "per-image"
         wrapped = ImageClassifier(network, card.mean, card.std, per_image).eval().to(target)
         engines = [("torch-eager", wrapped)]

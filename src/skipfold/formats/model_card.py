@@ -94,6 +94,9 @@ class ModelCard(BaseModel):
     precision: Precision = "fp32"
     quantization: Quantization | None = None  # int8
     accuracy_check: AccuracyCheck | None = None  # int8 and fp16
+    # the graph averages each image's logits with its mirror image's (`skipfold export
+    # --test-flip`): the same weights, twice the work per image
+    test_flip: bool = False
 
     @property
     def kind(self) -> str:
