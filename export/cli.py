@@ -63,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="test-time augmentation in the graph: each image's logits averaged with its mirror "
         "image's (twice the work per image; +0.5 to +1.0 points on CIFAR-10 for an 8-epoch "
-        "WRN-16-2); the default name gets '-flip'",
+        "WRN-16-2); the card's test accuracy is then measured at export, on the run's test images, "
+        "which must be at hand; the default name gets '-flip'",
     )
     _add_precision_arguments(parser)
 
@@ -152,6 +153,12 @@ def run(args: argparse.Namespace) -> int:
         f"optimizations): max |logit diff| {check.max_abs_logit_diff:.2e} "
         f"(tolerance {check.tolerance:g}), top-1 agreement {100 * check.top1_agreement:.1f}%"
     )
+    if card.test_flip:
+        graph = "" if card.precision == "fp32" else " (the float32 graph)"
+        print(
+            f"with test-time flips: test accuracy{graph} {100 * card.test_accuracy:.2f}% on the "
+            "run's test images (ONNX Runtime)"
+        )
     if card.accuracy_check:
         accuracy = card.accuracy_check
         if card.quantization:

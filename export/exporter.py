@@ -27,6 +27,7 @@ from skipfold.export.reduced import (
     DEFAULT_MAX_ACCURACY_DROP,
     DEFAULT_PRECISION_OPTIONS,
     PrecisionOptions,
+    RunImages,
     fp16_graph,
     int8_graph,
     run_images,
@@ -34,6 +35,7 @@ from skipfold.export.reduced import (
 from skipfold.export.verify import (
     RANDOM_IMAGES,
     random_images,
+    top1,
     verify,
 )
 from skipfold.formats.model_card import ModelCard, Precision, Verification
@@ -101,7 +103,7 @@ def build(
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be {MIN_OPSET} or later, got {opset}")
     folder = RunFolder(run)
-    reduced_data = run_images(folder, options, precision)  # checked first
+    reduced_data = run_images(folder, options, precision, test_flip)  # checked first
     model, config = load_trained(folder)
     data = config.data
     per_image = data.standardize == "per-image"
@@ -120,6 +122,7 @@ def build(
     figures = verify(
         graph.SerializeToString(), tta(model), data.mean, data.std, check, per_image=per_image
     )
+    flip_accuracy = _graph_accuracy(graph, reduced_data) if test_flip else None
     reduced: dict = {}
     if precision == "int8":
         graph, reduced = int8_graph(graph, reduced_data, options)
@@ -127,10 +130,20 @@ def build(
         half = ImageClassifier(network, data.mean, data.std, per_image, dtype=torch.float16)
         half_graph = export_onnx(half, data.input_size, opset)
         graph, reduced = fp16_graph(graph, half, half_graph, check, reduced_data, options)
-    card = _card(folder, config, fold, graph, unfolded, figures, precision, reduced, test_flip)
+    card = _card(folder, config, fold, graph, unfolded, figures, precision, reduced)
+    if test_flip:  # the mirror is a second image's work; the run's own figure had no flips
+        flops = 2 * card.flops_per_image
+        update = {"test_flip": True, "test_accuracy": flip_accuracy, "flops_per_image": flops}
+        card = card.model_copy(update=update)
     onnx.helper.set_model_props(graph, card.to_metadata())
     graph.producer_name, graph.producer_version = "skipfold", __version__
     return ExportedModel(graph.SerializeToString(deterministic=True), card)
+
+
+def _graph_accuracy(graph: onnx.ModelProto, data: RunImages) -> float:
+    """Test accuracy of a float32 graph in ONNX Runtime on the run's test images."""
+    predicted = top1(graph.SerializeToString(), data.test_images)
+    return float((predicted == data.test_labels).mean())
 
 
 def _card(
@@ -142,7 +155,6 @@ def _card(
     figures: dict,
     precision: Precision,
     reduced: dict,
-    test_flip: bool,
 ) -> ModelCard:
     """What the exported graph carries about itself, its run and its checks."""
     data = config.data
@@ -163,13 +175,11 @@ def _card(
         skipfold_version=__version__,
         exporter=f"torch {torch.__version__}, onnx {onnx.__version__}",
         parameters=parameter_count(graph),
-        # the mirror image is a second image's work: the graph counts one per input image
-        flops_per_image=flops_per_image(graph) * (2 if test_flip else 1),
+        flops_per_image=flops_per_image(graph),
         op_counts=op_counts(graph),
         op_counts_unfolded=op_counts(unfolded),
         verification=Verification(**figures),
         precision=precision,
-        test_flip=test_flip,
         **reduced,
     )
 
@@ -199,7 +209,9 @@ def export_run(
         name += "" if precision == "fp32" else f"-{precision}"
         name += "-flip" if test_flip else ""
     repository = ModelRepository(repo)
-    parameters = None if precision == "fp32" else {"precision": precision}
+    # config.pbtxt says what a version computes; versions of one name must agree on it
+    parameters = {"precision": precision} if precision != "fp32" else {}
+    parameters |= {"test_flip": "true"} if test_flip else {}
     data = RunFolder(run).read_config().data
     repository.check_publishable(
         name,

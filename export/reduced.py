@@ -53,13 +53,15 @@ class RunImages:
     test_labels: np.ndarray
 
 
-def run_images(folder: RunFolder, options: PrecisionOptions, precision: str) -> RunImages | None:
-    """A reduced precision's data: the run's own images for calibration (int8) and the accuracy
-    check, loaded before any export work so that missing data or too many calibration images is
-    said at once. None for fp32."""
+def run_images(
+    folder: RunFolder, options: PrecisionOptions, precision: str, test_flip: bool = False
+) -> RunImages | None:
+    """The run's own images for calibration (int8) and the accuracy checks (int8, fp16, and the
+    test accuracy of a graph with test-time flips), loaded before any export work so that missing
+    data or too many calibration images is said at once. None for fp32 without flips."""
     from skipfold.training.datasets import load_dataset
 
-    if precision == "fp32":
+    if precision == "fp32" and not test_flip:
         return None
     calibrate = precision == "int8"
     config = folder.read_config()
@@ -74,7 +76,8 @@ def run_images(folder: RunFolder, options: PrecisionOptions, precision: str) -> 
         )
     except (OSError, ValueError) as exc:
         what = "calibration and the check" if calibrate else "the accuracy check"
-        raise ValueError(f"{precision} needs the run's data for {what}: {exc}") from None
+        who = "--test-flip" if precision == "fp32" else precision
+        raise ValueError(f"{who} needs the run's data for {what}: {exc}") from None
     return RunImages(calibration, data.test_images, data.test_labels)
 
 

@@ -23,5 +23,5 @@ class FlipAveraged(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
-        logits = self.network(torch.cat([x, x.flip(-1)]))
+        logits = self.network(torch.cat([x, x.flip(-1)])).float()  # averaged in float32
         return (logits[:n] + logits[n:]) / 2

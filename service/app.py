@@ -43,6 +43,7 @@ def _warm_up_decoders() -> None:
 def _describe(model: ServedModel) -> str:
     card = model.card
     kind = f"{card.variant}, {'folded' if card.folded else 'not folded'}" if card else "no card"
+    kind += ", test-time flips" if card and card.test_flip else ""
     providers = ", ".join(model.runner.providers)
     if model.engine == "onnxruntime-openvino":
         providers += f" ({model.inference_precision})"

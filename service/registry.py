@@ -68,6 +68,8 @@ class ServedModel:
             "width": card.width if card else None,
             "folded": card.folded if card else None,
             "precision": card.precision if card else None,
+            # each image and its mirror, averaged: twice the work per image
+            "test_flip": card.test_flip if card else None,
             "classes": self.classes,
             "input_shape": [-1, *self.input_size, 3],
             "max_batch_size": self.max_batch_size,

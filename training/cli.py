@@ -41,7 +41,7 @@ HELP = {
     "(4: the papers'; 2 suits runs of a few epochs; 0: flips only)",
     "warmup_epochs": "linear warm-up",
     "momentum": "SGD momentum",
-    "nesterov": "Nesterov momentum instead of heavy-ball (the papers')",
+    "nesterov": "Nesterov momentum (the WRN paper's) instead of heavy-ball (the SkipInit paper's)",
     "weight_decay": "L2 on every parameter",
     "label_smoothing": "e in the training loss's targets (1 - e) one-hot + e uniform; the test "
     "loss is always plain cross-entropy",

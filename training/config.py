@@ -66,7 +66,7 @@ class TrainConfig(BaseModel):
     # training augmentation: pad by this many black pixels, crop back at a random offset, flip
     # half; 4 is the WRN papers', 2 suits runs of a few epochs (airbench's), 0 flips only
     crop_padding: Annotated[int, Field(ge=0, le=16)] = 4
-    # recipe: SGD with heavy-ball momentum 0.9 and L2 5e-4 on every parameter, as in both papers;
+    # recipe: SGD with momentum 0.9 and L2 5e-4 on every parameter, as in both papers;
     # batch size, lr and schedule come from RECIPE_DEFAULTS[recipe] where they are not given
     recipe: Recipe = "skipfold"
     epochs: Count = 200  # 0 writes the initialized network (for latency work)
@@ -75,7 +75,7 @@ class TrainConfig(BaseModel):
     schedule: Schedule = "cosine"
     warmup_epochs: NonNegative = 0.0
     momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
-    nesterov: bool = False  # Nesterov momentum (Sutskever et al. 2013); the papers use heavy-ball
+    nesterov: bool = False  # Nesterov momentum: the WRN paper's; SkipInit's is heavy-ball
     weight_decay: NonNegative = 5e-4  # L2 on every parameter, as in the WRN reference
     # the training loss against (1 - e) one-hot + e uniform (Szegedy et al. 2016); the papers
     # use none, short runs on real images gain from it (docs/results.md, CIFAR-10)

@@ -27,6 +27,7 @@ function describe(model) {
   const parts = [model.variant || "no card"];
   if (model.variant === "bn") parts.push(model.folded ? "folded" : "unfolded");
   if (model.precision) parts.push(model.precision);
+  if (model.test_flip) parts.push("test-time flips");
   if (model.engine && model.engine !== "onnxruntime") {  // an OpenVINO engine: its own precision
     parts.push(`${model.engine} ${model.inference_precision}`);
   }

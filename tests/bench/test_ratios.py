@@ -47,7 +47,7 @@ def test_unfolded_is_compared_with_the_folded_export_of_its_own_run():
     assert computed["ratio"] == 2.2 / 2.0
 
 
-def test_a_model_with_test_time_flips_is_compared_only_with_others_with_them():
+def test_flip_models_are_compared_with_flip_models_and_with_their_own_run_without_flips():
     models = {
         "bn": _model("bn-folded", "fp32", 16, "bn"),
         "bn-flip": _model("bn-folded", "fp32", 16, "bn") | {"test_flip": True},
@@ -61,4 +61,6 @@ def test_a_model_with_test_time_flips_is_compared_only_with_others_with_them():
     assert found == {
         "folded BN / SkipInit": 1.0 / 1.1,
         "folded BN / SkipInit (test-flip)": 2.0 / 2.1,
+        "bn-folded test-flip / without": 2.0 / 1.0,  # what the flips cost, per network
+        "skipinit test-flip / without": 2.1 / 1.1,
     }

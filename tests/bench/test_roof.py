@@ -60,10 +60,14 @@ def test_the_report_reads_where_folding_costs_something_from_its_own_ratios():
                 ratio("unfolded BN / folded BN", 1.01),
                 ratio("unfolded BN / folded BN (int8)", 1.5),
                 ratio("folded BN / SkipInit", 1.2),
+                ratio("unfolded BN / folded BN (test-flip)", 1.1),
+                ratio("unfolded BN / folded BN (int8, test-flip)", 1.2),
             ]
         }
     )
     assert lines[1] == "Where folding matters (unfolded / folded p50):"
     assert "fp32, level all, batch 1, CPU: no measurable cost (1.010)" in lines[2]
     assert lines[3] == "- int8, level all, batch 1, CPU: unfolded BN costs 50%"
-    assert len(lines) == 4
+    assert lines[4] == "- fp32, test-flip, level all, batch 1, CPU: unfolded BN costs 10%"
+    assert lines[5] == "- int8, test-flip, level all, batch 1, CPU: unfolded BN costs 20%"
+    assert len(lines) == 6

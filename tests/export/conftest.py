@@ -44,9 +44,16 @@ def randomize(model: torch.nn.Module, seed: int = 0, *, odd_gammas: bool = True)
 
 
 def make_run(
-    folder: Path, variant: str = "bn", depth: int = 16, width: int = 2, **randomize_options
+    folder: Path,
+    variant: str = "bn",
+    depth: int = 16,
+    width: int = 2,
+    *,
+    test_limit: int | None = None,
+    **randomize_options,
 ) -> Path:
-    """A run folder as `skipfold train` leaves it, holding a randomized network."""
+    """A run folder as `skipfold train` leaves it, holding a randomized network (`test_limit`:
+    of the `shapes` test images the exports that measure accuracy use)."""
     model = randomize(build_model(variant, depth, width), **randomize_options)
     folder.mkdir(parents=True)
     run = RunFolder(folder)
@@ -61,7 +68,7 @@ def make_run(
                 std=[0.25, 0.2, 0.3],
                 input_size=(32, 32),
             ),
-            recipe=TrainConfig(variant=variant, depth=depth, width=width),
+            recipe=TrainConfig(variant=variant, depth=depth, width=width, test_limit=test_limit),
         )
     )
     run.write_metrics([{"epoch": 1, "test_acc": 0.5}])

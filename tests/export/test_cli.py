@@ -104,6 +104,7 @@ def test_test_flip_is_a_model_of_its_own_with_twice_the_flops(bn_run, tmp_path):
     result = skipfold("export", bn_run, "--repo", repo, "--test-flip")
     assert result.returncode == 0, result.stderr
     assert "the image and its mirror" in result.stdout
+    assert "with test-time flips: test accuracy" in result.stdout
     meta = metadata(repo / "bn-16-2-flip" / "1" / "model.onnx")
     assert meta["test_flip"] == "true"
     plain = skipfold("export", bn_run, "--repo", repo)

@@ -4,7 +4,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from skipfold.export.exporter import build
+from skipfold.export.exporter import PrecisionOptions, build
 from skipfold.export.verify import random_images, reference_logits
 from skipfold.training.checkpoint import load_trained
 from skipfold.training.run_folder import RunFolder
@@ -42,7 +42,7 @@ def test_wrn_16_2_with_randomized_statistics_matches_pytorch(tmp_path, variant, 
 
 
 def test_test_time_flips_average_the_plain_graphs_logits_on_the_image_and_its_mirror(tmp_path):
-    run = make_run(tmp_path / "bn", "bn", depth=10, width=2, seed=3)
+    run = make_run(tmp_path / "bn", "bn", depth=10, width=2, seed=3, test_limit=200)
     plain, flipped = build(run), build(run, test_flip=True)
     assert (plain.card.test_flip, flipped.card.test_flip) == (False, True)
     assert flipped.card.flops_per_image == 2 * plain.card.flops_per_image
@@ -56,3 +56,24 @@ def test_test_time_flips_average_the_plain_graphs_logits_on_the_image_and_its_mi
                 + run_plain.run(None, {"images": mirrored})[0]) / 2  # fmt: skip
     assert np.abs(logits - expected).max() <= 1e-4
     assert np.abs(logits - run_plain.run(None, {"images": images})[0]).max() > 1e-3
+
+
+@pytest.mark.parametrize(("fold", "precision"), [(False, "fp32"), (True, "int8"), (True, "fp16")])
+def test_test_time_flips_through_every_export_path(tmp_path, fold, precision):
+    # fp16: without the tiny gammas, whose folded weights float16 cannot hold
+    run = make_run(
+        tmp_path / "bn", "bn", depth=10, width=2, test_limit=200, odd_gammas=precision != "fp16"
+    )
+    loose = PrecisionOptions(max_accuracy_drop=100.0)  # random weights: only the paths count
+    exported = build(run, fold=fold, precision=precision, options=loose, test_flip=True)
+    card = exported.card
+    assert card.test_flip and card.precision == precision and card.folded == fold
+    assert ("BatchNormalization" in card.op_counts) == (not fold)
+    assert "Concat" in card.op_counts  # the image and its mirror, one batch
+    if card.accuracy_check:  # int8, fp16: held to the float32 graph with the same flips
+        assert card.accuracy_check.reference_accuracy == card.test_accuracy
+    session = ort.InferenceSession(exported.model_bytes, providers=["CPUExecutionProvider"])
+    images = random_images(3, (32, 32), seed=2)
+    logits = session.run(None, {"images": images})[0]
+    mirrored = session.run(None, {"images": np.ascontiguousarray(images[:, :, ::-1])})[0]
+    assert np.abs(logits - mirrored).max() <= (1e-5 if precision == "fp32" else 0.05)

@@ -89,6 +89,8 @@ def test_what_publish_would_refuse_is_said_before_any_work_and_writes_nothing(tm
     repo.check_publishable("new", **options)
     with pytest.raises(ValueError, match=r"different signature.*precision"):
         repo.check_publishable("m", **options, parameters={"precision": "fp16"})
+    with pytest.raises(ValueError, match=r"different signature.*test-time flips"):
+        repo.check_publishable("m", **options, parameters={"test_flip": "true"})
     with pytest.raises(ValueError, match="name"):
         repo.check_publishable("../m", **options)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -30,6 +30,17 @@ def test_every_model_at_its_latest_version_with_its_card(repo):
     assert skipinit.describe()["folded"] is True
 
 
+def test_a_model_with_test_time_flips_says_so(tmp_path):
+    flipped = card("bn").model_copy(update={"test_flip": True})
+    repository = ModelRepository(tmp_path)
+    publish = {"classes": CLASSES, "input_size": (32, 32), "max_batch_size": 64}
+    repository.publish("bn-flip", model_bytes(1, flipped), **publish)
+    repository.publish("bn", model_bytes(1, card("bn")), **publish)
+    registry = load(tmp_path)
+    assert registry.get("bn-flip").describe()["test_flip"] is True
+    assert registry.get("bn").describe()["test_flip"] is False
+
+
 def test_a_model_without_a_card_takes_its_classes_from_labels_txt(repo):
     plain = load(repo, models="plain").get()
     assert plain.card is None and plain.classes == CLASSES

@@ -1,6 +1,7 @@
 """The comparisons the project exists for, read from the bench's rows: BN folded against
 SkipInit, unfolded against folded (within each engine and precision), each engine and precision
-against ONNX Runtime in float32, and ONNX Runtime against PyTorch eager."""
+against ONNX Runtime in float32, a model with test-time flips against the same run's export
+without them, and ONNX Runtime against PyTorch eager."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def ratios(results: dict[str, Any], models: dict[str, dict[str, Any]]) -> list[d
     """Each comparison as (what, numerator, denominator, ratio), from the same run's rows."""
     rows = [r for r in results["in_process"] if not r["engine"].startswith("torch")]
     kinds, networks = _base_kinds(models), _networks(models)
-    out = _within(rows, kinds, networks)
+    out = _within(rows, kinds, networks) + _flip_costs(rows, kinds, networks)
     for a in rows:
         if not _path(a):
             continue
@@ -109,6 +110,27 @@ def _within(
     return out
 
 
+def _flip_costs(
+    rows: list[dict], kinds: dict[str, str], networks: dict[str, tuple[Any, ...]]
+) -> list[dict[str, Any]]:
+    """A model with test-time flips against the same run's export without them, at one engine,
+    precision, batch and level: what the flips cost."""
+    out = []
+    for a in rows:
+        flips, *network = networks.get(a["model"], (None,) * 4)
+        if not flips:
+            continue
+        same = {k: a[k] for k in ("engine", "precision", "batch", "level", "provider")}
+        b = next((r for r in rows if kinds.get(r["model"]) == kinds.get(a["model"])
+                  and networks.get(r["model"]) == (False, *network)
+                  and all(r[k] == v for k, v in same.items())), None)  # fmt: skip
+        if b:
+            path = _path(a)
+            what = f"{kinds[a['model']]} test-flip / without"
+            out.append(_ratio(f"{what} ({path})" if path else what, a, b))
+    return out
+
+
 def overhead_readings(overhead: dict[str, Any]) -> list[dict[str, Any]]:
     """What serving adds to one request at one client: with wrk, whose own cost is next to
     nothing, when it was installed; a bare round trip (GET /v2/health/live) taken away, which
@@ -141,8 +163,10 @@ def folding_readings(results: dict[str, Any]) -> list[str]:
     lines = []
     for c in results.get("ratios", []):
         if c["comparison"].startswith("unfolded BN / folded BN"):
-            precision = c["comparison"].partition("(")[2].rstrip(")") or "fp32"
-            where = f"- {precision}, level {c['level']}, batch {c['batch']}, {c['provider']}"
+            label = c["comparison"].partition("(")[2].rstrip(")").split(", ")
+            if label[0] in ("", "test-flip"):  # ONNX Runtime fp32: no path in the label
+                label = ["fp32", *filter(None, label)]
+            where = f"- {', '.join(label)}, level {c['level']}, batch {c['batch']}, {c['provider']}"
             excess = c["ratio"] - 1
             if excess > NO_COST_BAND:
                 lines.append(f"{where}: unfolded BN costs {100 * excess:.0f}%")

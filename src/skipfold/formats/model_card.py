@@ -81,6 +81,7 @@ class ModelCard(BaseModel):
     standardize: Literal["dataset", "per-image"] = "dataset"  # inside the graph
     mean: list[float]
     std: list[float]
+    # the run's own (PyTorch, no flips); with test_flip, the float32 flip graph's in ONNX Runtime
     test_accuracy: float | None = None
     source_run: str = ""
     weights_sha256: str = ""  # of the run's model.safetensors

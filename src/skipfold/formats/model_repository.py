@@ -153,10 +153,12 @@ class ModelConfig:
     parameters: tuple[tuple[str, str], ...] = ()  # e.g. (("precision", "int8"),)
 
     def signature(self) -> tuple:
-        """What the versions of one model must share: its inputs, outputs, batch size and
-        precision (parameters users add for Triton, such as thread counts, may differ)."""
-        precision = dict(self.parameters).get("precision", "fp32")
-        return (*dataclasses.astuple(self)[:-1], precision)
+        """What the versions of one model must share: its inputs, outputs, batch size,
+        precision and test-time flips (parameters users add for Triton, such as thread counts,
+        may differ)."""
+        given = dict(self.parameters)
+        computes = (given.get("precision", "fp32"), given.get("test_flip", "false"))
+        return (*dataclasses.astuple(self)[:-1], *computes)
 
     def to_pbtxt(self) -> str:
         from google.protobuf import text_format
@@ -412,5 +414,5 @@ class ModelRepository:
         ):
             raise ValueError(
                 f"{model_dir} holds a model with a different signature (classes, input size, "
-                "max batch size or precision); export under another --name"
+                "max batch size, precision or test-time flips); export under another --name"
             )
