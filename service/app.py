@@ -47,6 +47,8 @@ def _describe(model: ServedModel) -> str:
     providers = ", ".join(model.runner.providers)
     if model.engine == "onnxruntime-openvino":
         providers += f" ({model.inference_precision})"
+    if getattr(model.runner, "graphs", None) is not None:
+        providers += " with CUDA graphs"
     return f"serving {model.name} version {model.version} ({kind}) on {providers}"
 
 

@@ -40,6 +40,12 @@ SETTINGS_FLAGS: dict[str, tuple[str, Callable[[str], Any] | tuple[str, ...], str
         "gRPC port of the Open Inference Protocol, as Triton's (0: off)",
     ),
     "--device": ("device", DEVICES, "cpu", "auto: CUDA if available, else CPU"),
+    "--cuda-graphs": (
+        "cuda_graphs",
+        bool,
+        "off",
+        "on CUDA: each batch size of up to 64 images replayed as one captured CUDA graph",
+    ),
     "--threads": (
         "intra_op_threads",
         arguments.at_least(1),
@@ -205,6 +211,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help_text = f"{help_text} (default: {default})".replace("%", "%%")
         if isinstance(kind, tuple):
             parser.add_argument(flag, dest=field, choices=kind, help=help_text)
+        elif kind is bool:  # a switch; None when absent, so that the environment can set it
+            parser.add_argument(flag, dest=field, action="store_const", const=True, help=help_text)
         else:
             parser.add_argument(flag, dest=field, type=kind, help=help_text, metavar=field.upper())
 

@@ -17,6 +17,7 @@ import numpy as np
 from skipfold.formats.model_card import ModelCard
 from skipfold.formats.model_repository import ModelConfig, ModelRepository, RepositoryError
 from skipfold.service import runtime
+from skipfold.service.cuda_graphs import CudaGraphError
 from skipfold.service.engine_check import EngineCheck, check_engine
 from skipfold.service.runtime import DeviceError, Runner, create_session, resolve_providers
 from skipfold.service.settings import Settings
@@ -82,6 +83,7 @@ class ServedModel:
             "inference_precision": self.inference_precision,
             "engine_check": self.engine_check.as_dict() if self.engine_check else None,
             "execution_providers": self.runner.providers,
+            "cuda_graphs": getattr(self.runner, "graphs", None) is not None,
         }
 
 
@@ -115,11 +117,16 @@ def load_model(
             settings.intra_op_threads,
             settings.optimization_level,
             settings.device,
+            settings.cuda_graphs,
         )
+        runner = Runner(session)
+    except CudaGraphError as exc:
+        raise RepositoryError(f"{path}: {exc} (serve it without --cuda-graphs)") from None
     except RuntimeError:
         raise
     except Exception as exc:  # onnxruntime raises its own exception types
-        raise RepositoryError(f"{path}: ONNX Runtime cannot load it: {exc}") from None
+        hint = " (or serve it without --cuda-graphs)" if settings.cuda_graphs else ""
+        raise RepositoryError(f"{path}: ONNX Runtime cannot load it: {exc}{hint}") from None
     input_size = _check_image_model(path, session)
     config: ModelConfig = repository.config(name)
     metadata = dict(session.get_modelmeta().custom_metadata_map)
@@ -140,7 +147,7 @@ def load_model(
         name=name,
         version=version,
         path=path,
-        runner=Runner(session),
+        runner=runner,
         classes=classes,
         input_size=input_size,
         max_batch_size=config.max_batch_size,

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
         description="the Open Inference Protocol over gRPC (Triton's port); 0 turns it off",
     )
     device: Device = "cpu"
+    cuda_graphs: bool = Field(
+        False,
+        description="on CUDA: replay each batch size of up to 64 images as one captured CUDA "
+        "graph (ONNX Runtime's enable_cuda_graph): one launch instead of one per kernel",
+    )
     intra_op_threads: int = Field(
         default_factory=_cpu_count, ge=1, description="ONNX Runtime threads per inference call"
     )

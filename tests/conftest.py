@@ -16,10 +16,59 @@ NEED_TORCH = ["models", "training", "export", "test_demo.py"]
 collect_ignore = [] if TORCH else NEED_TORCH
 
 
-def pytest_report_header() -> str:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="the device every served model runs on (SKIPFOLD_DEVICE, for the app in-process and "
+        "the servers the tests start); cuda needs onnxruntime-gpu and a GPU, and runs the "
+        "tests marked gpu instead of skipping them",
+    )
+    parser.addoption(
+        "--cuda-graphs",
+        action="store_true",
+        help="with --device cuda: serve through CUDA graphs (SKIPFOLD_CUDA_GRAPHS)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    device = config.getoption("--device")
+    if device == "cuda":
+        import onnxruntime
+
+        if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+            raise pytest.UsageError(
+                "--device cuda: this onnxruntime has no CUDA execution provider "
+                f"(it has {', '.join(onnxruntime.get_available_providers())})"
+            )
+        os.environ["SKIPFOLD_DEVICE"] = "cuda"
+        if config.getoption("--cuda-graphs"):
+            os.environ["SKIPFOLD_CUDA_GRAPHS"] = "true"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked gpu run only under --device cuda; tests marked cpu_only (they check what the
+    CPU provider does) only without it."""
+    device = config.getoption("--device")
+    for item in items:
+        if "gpu" in item.keywords and device != "cuda":
+            item.add_marker(pytest.mark.skip(reason="needs a GPU: pytest --device cuda"))
+        if "cpu_only" in item.keywords and device != "cpu":
+            item.add_marker(pytest.mark.skip(reason="checks the CPU provider"))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = [f"served models run on: {config.getoption('--device')}"]
     if TORCH:
-        return "torch installed: every test folder collected"
-    return f"torch not installed: {', '.join(NEED_TORCH)} not collected"
+        return [*lines, "torch installed: every test folder collected"]
+    return [*lines, f"torch not installed: {', '.join(NEED_TORCH)} not collected"]
+
+
+@pytest.fixture(scope="session")
+def serving_device(pytestconfig: pytest.Config) -> str:
+    """What the served models run on: cpu, or cuda under pytest --device cuda."""
+    return pytestconfig.getoption("--device")
 
 
 @pytest.fixture(scope="session", autouse=True)

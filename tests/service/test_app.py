@@ -30,7 +30,7 @@ def test_a_failing_model_is_a_500_without_internals_and_the_traceback_is_logged(
     assert "conv7" in caplog.text and "Traceback" in caplog.text
 
 
-def test_models_lists_what_is_served(client):
+def test_models_lists_what_is_served(client, serving_device):
     body = client.get("/models").json()
     assert body["default"] == "bn"
     by_name = {m["name"]: m for m in body["models"]}
@@ -40,7 +40,8 @@ def test_models_lists_what_is_served(client):
     assert skipinit["folded"] is True
     assert skipinit["classes"] == list(CLASSES)
     assert skipinit["input_shape"] == [-1, 32, 32, 3]
-    assert skipinit["execution_providers"] == ["CPUExecutionProvider"]
+    on_cuda = ["CUDAExecutionProvider"] if serving_device == "cuda" else []
+    assert skipinit["execution_providers"] == [*on_cuda, "CPUExecutionProvider"]
 
 
 def test_by_default_every_model_is_served_at_its_latest_version(repo):

@@ -11,6 +11,9 @@ from skipfold.service.runtime import DeviceError, Runner, create_session
 from skipfold.service.settings import Settings
 from tests.helpers import Server, sample_images
 
+# the OpenVINO engines run on the CPU only (under pytest --device cuda, Settings refuse them)
+pytestmark = pytest.mark.cpu_only
+
 openvino_runtime = pytest.importorskip("skipfold.service.openvino_runtime")
 pytest.importorskip("openvino")
 

@@ -10,6 +10,9 @@ from skipfold.service import runtime
 from skipfold.service.runtime import OPENVINO, DeviceError
 from tests.helpers import Server, sample_images
 
+# the OpenVINO engines run on the CPU only (under pytest --device cuda, Settings refuse them)
+pytestmark = pytest.mark.cpu_only
+
 
 def test_the_execution_providers_precision_follows_the_cpus_flags(monkeypatch):
     monkeypatch.setattr(runtime, "_cpu_flags", lambda: {"avx2", "avx512f", "amx_bf16"})

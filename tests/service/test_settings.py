@@ -20,9 +20,12 @@ def test_environment_variables_with_the_skipfold_prefix(monkeypatch, tmp_path):
 
 def test_defaults_and_validation(monkeypatch):
     monkeypatch.setenv("SKIPFOLD_API_KEY", "")
+    for name in ("SKIPFOLD_DEVICE", "SKIPFOLD_CUDA_GRAPHS"):  # set by pytest --device cuda
+        monkeypatch.delenv(name, raising=False)
     settings = Settings()
     assert settings.api_key is None  # an empty key means no key
     assert (settings.device, settings.max_batch_size, settings.top_k) == ("cpu", 0, 5)
+    assert settings.cuda_graphs is False
     assert settings.max_body_bytes == 10 * 1024 * 1024
     with pytest.raises(ValidationError):
         Settings(device="tpu")

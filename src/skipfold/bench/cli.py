@@ -54,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="--device cuda: each model also through CUDA graphs (skipfold serve --cuda-graphs)",
+    )
+    parser.add_argument(
         "--url", type=arguments.http_url, help="a running server, e.g. http://127.0.0.1:8000"
     )
     parser.add_argument(
@@ -97,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         torch_reference=args.torch_reference,
         compile=args.compile,
+        cuda_graphs=args.cuda_graphs,
         url=args.url,
         concurrency=args.concurrency,
         http_model=args.http_model,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from skipfold.bench.variants import GRAPHS
+
 NO_COST_BAND = 0.03  # |unfolded / folded - 1| below this: within one model's round spread here
 _WITHIN = (
     ("folded BN / SkipInit", "bn-folded", "skipinit"),
@@ -63,14 +65,16 @@ def ratios(results: dict[str, Any], models: dict[str, dict[str, Any]]) -> list[d
     """Each comparison as (what, numerator, denominator, ratio), from the same run's rows."""
     rows = [r for r in results["in_process"] if not r["engine"].startswith("torch")]
     kinds, networks = _base_kinds(models), _networks(models)
-    out = _within(rows, kinds, networks) + _flip_costs(rows, kinds, networks)
+    out = _within(rows, kinds, networks) + _flip_costs(rows, kinds, networks) + _graphs(rows)
     for a in rows:
         if not _path(a):
             continue
         level = a["level"] if a["engine"] == "onnxruntime" else "all"
+        provider = a["provider"] if a["engine"] == "onnxruntime" else "CPU"
         b = next((r for r in rows if not _path(r) and kinds.get(r["model"]) == kinds.get(a["model"])
                   and networks.get(r["model"]) == networks.get(a["model"])
-                  and r["batch"] == a["batch"] and r["level"] == level), None)  # fmt: skip
+                  and r["batch"] == a["batch"] and r["level"] == level
+                  and r["provider"] == provider), None)  # fmt: skip
         if b:
             reference = "fp32" if a["engine"] == "onnxruntime" else "ONNX Runtime fp32"
             kind = kinds[a["model"]] + _FLIPS[networks[a["model"]][0]]
@@ -80,7 +84,9 @@ def ratios(results: dict[str, Any], models: dict[str, dict[str, Any]]) -> list[d
             eager = _find(results["in_process"], model=r["model"], engine="torch-eager",
                           batch=r["batch"])  # fmt: skip
             if eager:
-                out.append(_ratio(f"ONNX Runtime ({r['model']}) / PyTorch eager", r, eager))
+                graphs = " with CUDA graphs" if r["provider"].endswith(GRAPHS) else ""
+                what = f"ONNX Runtime{graphs} ({r['model']}) / PyTorch eager"
+                out.append(_ratio(what, r, eager))
     overhead = results.get("http_overhead")
     if overhead:
         out += overhead_readings(overhead)
@@ -107,6 +113,19 @@ def _within(
             if b:
                 label = ", ".join(filter(None, [_path(a), _FLIPS[network[0]].strip()]))
                 out.append(_ratio(f"{what} ({label})" if label else what, a, b))
+    return out
+
+
+def _graphs(rows: list[dict]) -> list[dict[str, Any]]:
+    """A model through CUDA graphs against the same model, level and batch without them."""
+    out = []
+    for a in rows:
+        if not a["provider"].endswith(GRAPHS):
+            continue
+        same = {k: a[k] for k in ("model", "engine", "precision", "batch", "level")}
+        b = _find(rows, provider=a["provider"].removesuffix(GRAPHS), **same)
+        if b:
+            out.append(_ratio(f"CUDA graphs / without ({a['model']})", a, b))
     return out
 
 

@@ -19,6 +19,7 @@ from skipfold.bench.http_load import http_load, http_overhead
 from skipfold.bench.measure import cpu_count, machine_description, measure, summary
 from skipfold.bench.roof import apply_roofs, measure_roofs
 from skipfold.bench.variants import (
+    GRAPHS,
     input_size,
     onnx_variants,
     openvino_ep_variants,
@@ -26,8 +27,8 @@ from skipfold.bench.variants import (
     torch_variants,
 )
 from skipfold.formats.model_card import ModelCard
-from skipfold.formats.model_repository import INPUT_NAME, ModelRepository
-from skipfold.service.runtime import OPENVINO, create_session, resolve_providers
+from skipfold.formats.model_repository import ModelRepository
+from skipfold.service.runtime import OPENVINO, Runner, create_session, resolve_providers
 
 
 @dataclass
@@ -42,6 +43,7 @@ class BenchConfig:
     threads: int = 0  # 0: all cores
     torch_reference: bool = True
     compile: bool = False
+    cuda_graphs: bool = False  # --device cuda: each model also through CUDA graphs
     url: str | None = None
     concurrency: list[int] = field(default_factory=lambda: [1, 8, 32])
     http_model: str | None = None
@@ -78,7 +80,9 @@ def _in_process(
     threads = config.thread_count
     variants = []
     if "onnxruntime" in config.engines:
-        variants += onnx_variants(models, cards, config.levels, config.device, threads)
+        variants += onnx_variants(
+            models, cards, config.levels, config.device, threads, config.cuda_graphs
+        )
     notes = []
     # OpenVINO widens an fp16 export's weights and runs what it runs for the fp32 export
     half = [name for name, card in cards.items() if card and card.precision == "fp16"]
@@ -113,16 +117,20 @@ def _over_http(
 
     assert config.url is not None
     model = config.http_model or next(iter(models))
-    session = create_session(
-        models[model], resolve_providers(config.device), config.thread_count, "all", config.device
+    providers = resolve_providers(config.device)
+    runner = Runner(
+        create_session(
+            models[model], providers, config.thread_count, "all", config.device, config.cuda_graphs
+        )
     )
+    session = runner.session
     size = input_size(session)
     image = np.random.default_rng(config.seed).integers(0, 256, (1, *size, 3), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(image[0]).save(buffer, "PNG")
 
     def in_process() -> Any:
-        return session.run(None, {INPUT_NAME: image})
+        return runner(image)
 
     wrk_path = wrk.installed()
     with progress_factory(total=1 + bool(wrk_path), desc="HTTP overhead", unit="client") as bar:
@@ -134,6 +142,7 @@ def _over_http(
             )
             bar.update(1)
     overhead["provider"] = session.get_providers()[0].removesuffix("ExecutionProvider")
+    overhead["provider"] += GRAPHS if runner.graphs is not None else ""
     overhead["image"] = f"{size[0]}x{size[1]} PNG"
     rows = []
     with progress_factory(total=len(config.concurrency), desc="HTTP", unit="level") as bar:

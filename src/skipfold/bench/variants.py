@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from skipfold.formats.model_card import ModelCard
-from skipfold.formats.model_repository import INPUT_NAME
-from skipfold.service.runtime import create_session, resolve_providers
+from skipfold.service.runtime import CUDA, Runner, create_session, resolve_providers
+
+GRAPHS = "+graphs"  # appended to the provider of rows run through CUDA graphs
 
 
 @dataclass
@@ -46,26 +47,28 @@ def onnx_variants(
     levels: list[str],
     device: str,
     threads: int,
+    cuda_graphs: bool = False,
 ) -> list[Variant]:
+    """Each model at each level, run as the server runs it (runtime.Runner: I/O binding on
+    CUDA); with `cuda_graphs` on CUDA, each also through CUDA graphs (provider "CUDA+graphs")."""
     providers = resolve_providers(device)
     variants = []
     for name, path in models.items():
         card = cards[name]
         flops = card.flops_per_image if card else 0
+        precision = card.precision if card else "fp32"
         for level in levels:
-            session = create_session(path, providers, threads, level, device)
-            provider = session.get_providers()[0].removesuffix("ExecutionProvider")
-            size = input_size(session)
-
-            def run(images: np.ndarray, session: Any = session) -> Any:
-                return session.run(None, {INPUT_NAME: images})
-
-            precision = card.precision if card else "fp32"
-            # ONNX Runtime's CPU provider runs an fp16 graph in float32 between casts
-            roof = "fp32" if precision == "fp16" and provider == "CPU" else ""
-            variants.append(
-                Variant(name, "onnxruntime", provider, level, flops, size, run, precision, roof)
-            )
+            for graphs in [False, True] if cuda_graphs and providers[0] == CUDA else [False]:
+                runner = Runner(create_session(path, providers, threads, level, device, graphs))
+                provider = runner.providers[0].removesuffix("ExecutionProvider")
+                provider += GRAPHS if runner.graphs is not None else ""
+                # ONNX Runtime's CPU provider runs an fp16 graph in float32 between casts
+                roof = "fp32" if precision == "fp16" and provider == "CPU" else ""
+                size = input_size(runner.session)
+                engine = "onnxruntime"
+                variants.append(
+                    Variant(name, engine, provider, level, flops, size, runner, precision, roof)
+                )
     return variants
 
 
@@ -95,7 +98,7 @@ def openvino_ep_variants(
 ) -> list[Variant]:
     """ONNX Runtime's OpenVINO execution provider: each float32 model in fp32 and, where the CPU
     has it, bf16; each int8 model once, as the server's auto runs it."""
-    from skipfold.service.runtime import Runner, create_openvino_ep_session, openvino_ep_precision
+    from skipfold.service.runtime import create_openvino_ep_session, openvino_ep_precision
 
     variants = []
     for name, path in models.items():
