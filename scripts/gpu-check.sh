@@ -14,9 +14,12 @@
 #   scripts/gpu-check.sh serve          there (after every part): install, tests, bench
 #   scripts/gpu-check.sh all            there, with every part at hand at once: all of it
 #
+# On a GPU machine that has a network instead: pip install -e '.[all,test]' onnxruntime-gpu
+# (onnxruntime-gpu in place of onnxruntime), then INSTALLED=1 scripts/gpu-check.sh all.
+#
 # Results go to $OUT (default ./gpu-results): summary.md and the logs. Kept between calls (while
 # the machine stays up): $STASH (default /tmp/skipfold-gpu). docs/results.md, "On a GPU", has
-# what it measured; README.md, "GPU", how to carry the parts with the device tool.
+# what it measured; README.md, "On a GPU", how to carry the parts with the device tool.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 STASH=${STASH:-/tmp/skipfold-gpu}
@@ -31,7 +34,8 @@ WHEELS=(fastapi==0.165.0 starlette==1.10.0 pydantic==2.14.4 pydantic_core==2.50.
   annotated-doc==0.0.7 typing_extensions==4.16.0 uvicorn==0.55.0 httptools==0.9.0
   python-multipart==0.0.34 fastapi-swagger==0.4.64 grpcio==1.85.3 protobuf==6.33.6
   tritonclient==2.73.0 python-rapidjson==1.25 geventhttpclient==2.6.1 gevent==26.9.0
-  greenlet==3.3.2 zope.event==6.2 zope.interface==8.7 brotli==1.2.1 setuptools==84.2.1)
+  greenlet==3.3.2 zope.event==6.2 zope.interface==8.7 brotli==1.2.1 setuptools==84.2.1
+  opentelemetry-api==1.45.2 importlib-metadata==10.2.0 zipp==4.1.2 grpcio-tools==1.80.0)
 CIFAR=../shared/datasets/cifar10-jpeg.tar.gz
 
 prepare() {
@@ -73,8 +77,8 @@ stage() {
 
 # Everything there runs in the machine's python3 with what it lacks first on PYTHONPATH.
 environment() {
-  export PYTHONPATH=$STASH/site PATH=$STASH/site/bin:$PATH PYTHONUNBUFFERED=1
-  export SKIPFOLD_CACHE=$STASH/cache
+  [ -n "${INSTALLED:-}" ] || export PYTHONPATH=$STASH/site PATH=$STASH/site/bin:$PATH
+  export SKIPFOLD_CACHE=$STASH/cache PYTHONUNBUFFERED=1
   # ONNX Runtime's CUDA provider finds cuDNN, cuBLAS and cuFFT of the nvidia-* packages torch uses
   local libs
   libs=$($PYTHON -c 'import glob, site; print(":".join(sorted(glob.glob(site.getsitepackages()[0] + "/nvidia/*/lib"))))')
@@ -104,8 +108,10 @@ install_onnxruntime_gpu() {
   tar -C "$STASH/site" -xJf "$packed" && rm "$packed" && touch "$STASH/site/.ort"
 }
 
-cifar() {
-  [ -d "$STASH/cifar/cifar10" ] || { mkdir -p "$STASH/cifar" && tar -xzf "$STASH/parts/$(basename "$CIFAR")" -C "$STASH/cifar"; }
+cifar() {  # the carried archive, else the one in ../shared
+  local archive=$STASH/parts/$(basename "$CIFAR")
+  [ -f "$archive" ] || archive=$CIFAR
+  [ -d "$STASH/cifar/cifar10" ] || { mkdir -p "$STASH/cifar" && tar -xzf "$archive" -C "$STASH/cifar"; }
   echo "$STASH/cifar/cifar10"
 }
 
@@ -195,8 +201,10 @@ finish() {
 }
 
 begin() {
-  mkdir -p "$OUT" "$STASH" && environment
+  mkdir -p "$OUT" "$STASH"
   echo "| step | outcome | time |" >>"$OUT/summary.md" && echo "|---|---|---|" >>"$OUT/summary.md"
+  environment
+  [ -n "${INSTALLED:-}" ] && return 0  # a GPU machine with skipfold[all,test] and onnxruntime-gpu
   step install-base install_base
   step install-project install_project
 }
@@ -208,7 +216,7 @@ train-speed) begin; step train-speed train_speed "$(cifar)"; finish ;;
 train-cifar) begin; step train-cifar train_cifar "$(cifar)"; finish ;;
 exports) begin; step exports exports; finish ;;
 serve)
-  begin; step install-onnxruntime-gpu install_onnxruntime_gpu
+  begin; [ -n "${INSTALLED:-}" ] || step install-onnxruntime-gpu install_onnxruntime_gpu
   step service-tests service_tests -m 'not hostile'
   step service-tests-graphs service_tests -m 'not hostile and not e2e' --cuda-graphs
   step bench bench; finish ;;

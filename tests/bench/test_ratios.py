@@ -64,3 +64,26 @@ def test_flip_models_are_compared_with_flip_models_and_with_their_own_run_withou
         "bn-folded test-flip / without": 2.0 / 1.0,  # what the flips cost, per network
         "skipinit test-flip / without": 2.1 / 1.1,
     }
+
+
+def test_cuda_graph_rows_are_compared_with_the_same_model_without_graphs_and_among_themselves():
+    models = {
+        "bn": _model("bn-folded", "fp32", 16, "run-a"),
+        "bn-fp16": _model("bn-folded-fp16", "fp16", 16, "run-a"),
+        "skipinit": _model("skipinit", "fp32", 16, "run-b"),
+    }
+    rows = []
+    for provider, scale in (("CUDA", 1.0), ("CUDA+graphs", 0.75)):
+        for model, precision, p50 in (("bn", "fp32", 0.68), ("bn-fp16", "fp16", 0.74),
+                                      ("skipinit", "fp32", 0.70)):  # fmt: skip
+            rows.append(_row(model, precision, p50 * scale) | {"provider": provider})
+    computed = ratios({"in_process": rows}, models)
+    found = {(c["comparison"], c["provider"]): c["ratio"] for c in computed}
+    assert abs(found["CUDA graphs / without (bn)", "CUDA+graphs"] - 0.75) < 1e-12
+    assert abs(found["CUDA graphs / without (bn-fp16)", "CUDA+graphs"] - 0.75) < 1e-12
+    # each pairing within one provider: graphs against graphs, plain against plain
+    for provider in ("CUDA", "CUDA+graphs"):
+        assert abs(found["folded BN / SkipInit", provider] - 0.68 / 0.70) < 1e-12
+        assert abs(found["bn-folded fp16 / fp32", provider] - 0.74 / 0.68) < 1e-12
+    assert abs(found["CUDA graphs / without (skipinit)", "CUDA+graphs"] - 0.75) < 1e-12
+    assert len(found) == 7

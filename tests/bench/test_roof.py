@@ -71,3 +71,29 @@ def test_the_report_reads_where_folding_costs_something_from_its_own_ratios():
     assert lines[4] == "- fp32, test-flip, level all, batch 1, CPU: unfolded BN costs 10%"
     assert lines[5] == "- int8, test-flip, level all, batch 1, CPU: unfolded BN costs 20%"
     assert len(lines) == 6
+
+
+def test_with_round_spreads_a_cost_is_read_where_the_spreads_do_not_overlap():
+    """A GPU's rounds vary by about 1%: 2.3% apart with disjoint spreads is a cost (the H200's
+    unfolded / folded at batch 1); 5% apart with overlapping spreads (a noisy CPU) is not."""
+    from skipfold.bench.ratios import folding_readings
+
+    def ratio(value: float, unfolded: list[float], folded: list[float]) -> dict:
+        return {
+            "comparison": "unfolded BN / folded BN", "level": "all", "batch": 1,
+            "provider": "CUDA", "ratio": value,
+            "numerator_rounds_ms": unfolded, "denominator_rounds_ms": folded,
+        }  # fmt: skip
+
+    lines = folding_readings(
+        {
+            "ratios": [
+                ratio(1.023, [0.518, 0.522], [0.505, 0.513]),
+                ratio(1.05, [5.0, 6.0], [4.9, 5.6]),
+                ratio(0.97, [0.48, 0.49], [0.50, 0.51]),
+            ]
+        }
+    )
+    assert lines[2] == "- fp32, level all, batch 1, CUDA: unfolded BN costs 2%"
+    assert "CUDA: no measurable cost (1.050): within the rounds' spread" in lines[3]
+    assert "CUDA: unfolded ran faster (0.970)" in lines[4]

@@ -6,7 +6,7 @@ import pytest
 from tests.helpers import direct_probabilities, sample_images
 
 
-def test_v2_json_inference_and_metadata(client, repo):
+def test_v2_json_inference_and_metadata(client, repo, serving_device):
     images = sample_images(3, seed=5)
     request = {
         "id": "abc",
@@ -29,7 +29,10 @@ def test_v2_json_inference_and_metadata(client, repo):
     assert (body["model_name"], body["model_version"], body["id"]) == ("skipinit", "1", "abc")
     probabilities, top2 = body["outputs"]
     expected = direct_probabilities(repo, "skipinit", 1, images)
-    np.testing.assert_allclose(np.array(probabilities["data"]).reshape(3, 10), expected, rtol=1e-6)
+    # the CPU provider computes as the reference does; CUDA's float32 kernels add in another
+    # order (measured on an H200: 4e-6 apart at most, on probabilities down to 1e-23)
+    rtol = 1e-6 if serving_device == "cpu" else 1e-4
+    np.testing.assert_allclose(np.array(probabilities["data"]).reshape(3, 10), expected, rtol=rtol)
     assert top2["datatype"] == "BYTES" and top2["shape"] == [3, 2]
     assert top2["data"][0].split(":")[1] == str(expected[0].argmax())
     meta = client.get("/v2/models/skipinit").json()

@@ -9,7 +9,7 @@ from typing import Any
 
 from skipfold.bench.variants import GRAPHS
 
-NO_COST_BAND = 0.03  # |unfolded / folded - 1| below this: within one model's round spread here
+NO_COST_BAND = 0.03  # without round spreads (older results): |ratio - 1| below this is noise
 _WITHIN = (
     ("folded BN / SkipInit", "bn-folded", "skipinit"),
     ("unfolded BN / folded BN", "bn-unfolded", "bn-folded"),
@@ -50,7 +50,7 @@ def _path(row: dict[str, Any]) -> str:
 
 
 def _ratio(what: str, a: dict, b: dict) -> dict[str, Any]:
-    return {
+    out = {
         "comparison": what,
         "batch": a["batch"],
         "level": a["level"],
@@ -59,6 +59,21 @@ def _ratio(what: str, a: dict, b: dict) -> dict[str, Any]:
         "denominator_ms": b["p50_ms"],
         "ratio": a["p50_ms"] / b["p50_ms"],
     }
+    if all("round_p25_ms" in row for row in (a, b)):  # the spread of each side's round medians
+        out["numerator_rounds_ms"] = [a["round_p25_ms"], a["round_p75_ms"]]
+        out["denominator_rounds_ms"] = [b["round_p25_ms"], b["round_p75_ms"]]
+    return out
+
+
+def _measurable(c: dict[str, Any]) -> int:
+    """+1: the numerator is slower beyond noise, -1: faster, 0: not measurably different. With
+    both sides' round medians at hand, beyond noise means their p25-p75 ranges do not overlap
+    (a spread of 1% on a GPU, 10% on a busy CPU); without, more than NO_COST_BAND apart."""
+    if "numerator_rounds_ms" in c:
+        (low, high), (base_low, base_high) = c["numerator_rounds_ms"], c["denominator_rounds_ms"]
+        return 1 if low > base_high else -1 if high < base_low else 0
+    excess = c["ratio"] - 1
+    return 1 if excess > NO_COST_BAND else -1 if excess < -NO_COST_BAND else 0
 
 
 def ratios(results: dict[str, Any], models: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -186,12 +201,12 @@ def folding_readings(results: dict[str, Any]) -> list[str]:
             if label[0] in ("", "test-flip"):  # ONNX Runtime fp32: no path in the label
                 label = ["fp32", *filter(None, label)]
             where = f"- {', '.join(label)}, level {c['level']}, batch {c['batch']}, {c['provider']}"
-            excess = c["ratio"] - 1
-            if excess > NO_COST_BAND:
-                lines.append(f"{where}: unfolded BN costs {100 * excess:.0f}%")
-            elif excess >= -NO_COST_BAND:
-                lines.append(f"{where}: no measurable cost ({c['ratio']:.3f}): the runtime "
-                             "removes or hides the BNs itself")  # fmt: skip
+            verdict = _measurable(c)
+            if verdict > 0:
+                lines.append(f"{where}: unfolded BN costs {100 * (c['ratio'] - 1):.0f}%")
+            elif verdict == 0:
+                lines.append(f"{where}: no measurable cost ({c['ratio']:.3f}): within the rounds' "
+                             "spread (the runtime removes or hides the BNs)")  # fmt: skip
             else:
                 lines.append(f"{where}: unfolded ran faster ({c['ratio']:.3f}): noise or a kernel")
     return ["", "Where folding matters (unfolded / folded p50):", *lines] if lines else []

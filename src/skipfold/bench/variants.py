@@ -131,6 +131,9 @@ def torch_variants(
         return [], f"PyTorch reference skipped: {exc} (pip install 'skipfold[export]')"
     torch.set_num_threads(threads)
     target = "cuda" if device in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
+    # float32 as ONNX Runtime computes it (runtime.create_session turns TF32 off on CUDA);
+    # PyTorch's default runs cuDNN's convolutions in TF32
+    torch.backends.cudnn.allow_tf32 = False
     variants = []
     for name, card in cards.items():
         if card is None or card.precision != "fp32":
