@@ -71,6 +71,21 @@ def serving_device(pytestconfig: pytest.Config) -> str:
     return pytestconfig.getoption("--device")
 
 
+# One thread's float32 matrix rate on the machine the limits below were set on (the AVX-512
+# EPYC and the Xeon with AMX: 100-170 GFLOP/s); a CPU at half of it gets twice the time.
+REFERENCE_GFLOPS = 100.0
+
+
+@pytest.fixture(scope="session")
+def speed_factor() -> float:
+    """How much slower this CPU is than the one the e2e tests' time limits were set on, measured
+    once per session (at least 1): limits that depend on the CPU's speed are multiplied by it;
+    limits the product sets itself (a read timeout, a shutdown delay) are not."""
+    from tests.helpers import float32_matmul_gflops
+
+    return max(1.0, REFERENCE_GFLOPS / float32_matmul_gflops(1))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _cache(tmp_path_factory) -> None:
     """Made data (the `shapes` images) cached for this session only, never in ~/.cache; the

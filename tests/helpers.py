@@ -123,3 +123,25 @@ def direct_probabilities(repo: Path, name: str, version: int, images: np.ndarray
 
     session = ort.InferenceSession(str(repo / name / str(version) / "model.onnx"))
     return session.run(["probabilities"], {"images": images})[0]
+
+
+_MATMUL = """
+import time, numpy as np
+a, b = (np.random.default_rng(i).standard_normal((1024, 1024)).astype(np.float32) for i in (0, 1))
+best = min((lambda t: (a @ b, time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(12))
+print(2 * 1024**3 / best / 1e9)
+"""
+
+
+def float32_matmul_gflops(threads: int) -> float:
+    """This machine's float32 matrix-multiply rate on `threads` threads, by NumPy's BLAS (not
+    ONNX Runtime's kernels, which the bench's roof uses): the independent peak a model's
+    GFLOP/s cannot exceed by much. A fresh process, so the thread limit takes."""
+    limits = {
+        k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _MATMUL], capture_output=True, text=True, timeout=120,
+        env=os.environ | limits, check=True,
+    )  # fmt: skip
+    return float(result.stdout)

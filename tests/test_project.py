@@ -32,15 +32,8 @@ def test_readme_starts_with_run_and_test_commands():
 
 def test_ci_runs_exactly_the_readme_test_command_then_the_container_smoke_test():
     script = (ROOT / ".ci" / "run").read_text().splitlines()
-    # wrk and chromium: system tools that the bench and browser tests use
-    setup = (
-        "#",
-        "set ",
-        "cd ",
-        "command -v wrk ",
-        "command -v chromedriver ",
-        "command -v kubectl ",
-    )
+    # wrk, chromium and kubectl: system tools that the bench, browser and deploy tests use
+    setup = ("#", "set ", "cd ", "missing=() && ", "packages=() && ", "if ((${#packages[@]}))")
     commands = [line for line in script if line and not line.startswith(setup)]
     # the README's command, and a failure of it fails CI (set -e spares && lists)
     assert commands == [readme_commands()[1] + " || exit 1", "bash .ci/containers"]
@@ -160,3 +153,44 @@ def test_ruff_clean():
         pytest.fail("ruff is a test dependency: pip install -e '.[test]'")
     result = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+CLOCKS = {"perf_counter", "monotonic", "time", "sleep", "perf_counter_ns", "monotonic_ns"}
+# Unit tests that may still read the clock or sleep, and why: none. (e2e and hostile tests may:
+# real servers and processes, with budgets the product sets or that scale with the machine.)
+CLOCK_ALLOWED: dict[str, str] = {}
+
+
+def _marked(decorators: list[ast.expr], marks: set[str]) -> bool:
+    return any(
+        marks & {n.attr for n in ast.walk(d) if isinstance(n, ast.Attribute)} for d in decorators
+    )
+
+
+def test_unit_tests_neither_read_the_clock_nor_sleep():
+    """Timing belongs to benchmarks: a unit test that times the code or orders events with sleeps
+    fails on a CPU ten times slower (or passes by luck on a fast one)."""
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        module_marks = [
+            n.value
+            for n in tree.body
+            if isinstance(n, ast.Assign)
+            and any(getattr(t, "id", "") == "pytestmark" for t in n.targets)
+        ]
+        if _marked(module_marks, {"e2e", "hostile"}):
+            continue
+        for node in tree.body:
+            if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test_"):
+                continue
+            if _marked(node.decorator_list, {"e2e", "hostile"}):
+                continue
+            for call in ast.walk(node):
+                name = getattr(getattr(call, "func", None), "attr", "")
+                owner = getattr(getattr(getattr(call, "func", None), "value", None), "id", "")
+                if isinstance(call, ast.Call) and owner in ("time", "asyncio") and name in CLOCKS:
+                    where = f"{path.relative_to(ROOT)}::{node.name}"
+                    if where not in CLOCK_ALLOWED:
+                        offenders.append(f"{where}: {owner}.{name}")
+    assert not offenders, offenders

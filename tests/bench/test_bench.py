@@ -8,7 +8,7 @@ import os
 import pytest
 
 from skipfold.bench import wrk
-from tests.helpers import Server, skipfold
+from tests.helpers import Server, float32_matmul_gflops, skipfold
 
 pytestmark = pytest.mark.e2e
 PLOTS = importlib.util.find_spec("matplotlib") is not None
@@ -57,8 +57,7 @@ def test_bench_in_process_and_over_http_writes_every_output(repo, tmp_path):
         ):
             assert math.isfinite(r[key]) and r[key] > 0, (key, r)
         assert r["p50_ms"] <= r["p99_ms"] and r["calls"] >= 3
-    assert results["roofs"]["fp32"]["gops"] > 0 and results["roofs"]["int8"]["gops"] > 0
-    assert all(0 < r["roof_fraction"] <= 1 for r in rows), rows
+    _check_against_the_machine(results, threads=1)
     comparisons = {c["comparison"] for c in results["ratios"]}
     assert {"folded BN / SkipInit", "unfolded BN / folded BN"} <= comparisons
     for c in results["ratios"]:
@@ -70,9 +69,19 @@ def test_bench_in_process_and_over_http_writes_every_output(repo, tmp_path):
         assert h["errors"] == 0 and h["requests"] > 0
         assert h["requests_per_s"] > 0 and 0 < h["p50_ms"] <= h["p99_ms"]
         assert h["in_process_images_per_s"] > 0
-        assert math.isclose(
-            h["fraction_of_in_process"], h["requests_per_s"] / h["in_process_images_per_s"]
-        )
+        # one image a request, one call a request: HTTP cannot outrun the model in process
+        assert 0 < h["fraction_of_in_process"] < 1.2
+
+
+def _check_against_the_machine(results: dict, threads: int) -> None:
+    """The fp32 roof is this machine's float32 matrix rate, and no float32 row beats it: both
+    against NumPy's BLAS measured here, not against the bench's own rows."""
+    peak = float32_matmul_gflops(threads)
+    assert 0.5 < results["roofs"]["fp32"]["gops"] / peak < 2, (results["roofs"], peak)
+    for r in results["in_process"]:
+        if r["precision"] == "fp32" and r["gflops"]:
+            assert r["gflops"] < 1.5 * peak, (r, peak)
+            assert r["roof_fraction"] > 0
 
 
 def _check_overhead(results: dict, report) -> None:
@@ -85,7 +94,8 @@ def _check_overhead(results: dict, report) -> None:
     # POST /predict does everything GET /v2/health/live does, plus decoding and the model
     assert overhead["http_p50_ms"] > overhead["health_p50_ms"]
     assert any("Python client, its own cost included, interleaved" in c for c in comparisons)
-    if wrk.installed():
+    # CI installs wrk (.ci/run fails without it); elsewhere the note must say it is missing
+    if wrk.installed() or os.environ.get("CI"):
         measured = overhead["wrk"]
         assert measured["errors"] == 0 and measured["rounds"] >= 3 and measured["requests"] > 30
         for key in ("http", "in_process", "health"):
@@ -128,7 +138,7 @@ def test_openvino_runs_every_float_format_the_cpu_has_under_its_own_roofs(export
         (m, p) for m in ("bn", "skipinit") for p in cpu_precisions()
     }
     assert set(results["roofs"]) == {"fp32", "int8"} | ({"bf16", "fp16"} & set(cpu_precisions()))
-    assert all(0 < r["roof_fraction"] <= 1 for r in rows), rows
+    _check_against_the_machine(results, threads=1)
     comparisons = {c["comparison"] for c in results["ratios"]}
     for precision in cpu_precisions():
         assert f"folded BN / SkipInit (openvino {precision})" in comparisons
@@ -154,7 +164,7 @@ def test_the_openvino_execution_provider_is_benched_beside_ort(repo, tmp_path, o
         (m, p) for m in ("bn", "skipinit") for p in {"fp32", native}
     }
     assert all(r["p50_ms"] > 0 for r in rows)
-    assert all(r["roof_fraction"] is None or 0 < r["roof_fraction"] <= 1 for r in rows), rows
+    _check_against_the_machine(results, threads=1)
     comparisons = {c["comparison"] for c in results["ratios"]}
     assert f"skipinit onnxruntime-openvino {native} / ONNX Runtime fp32" in comparisons
 

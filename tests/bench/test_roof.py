@@ -12,6 +12,7 @@ from skipfold.bench.roof import (
     matmul_model,
     measure_roofs,
 )
+from tests.helpers import float32_matmul_gflops
 
 
 def test_the_matmul_graphs_built_without_the_onnx_package_are_valid_onnx():
@@ -27,7 +28,10 @@ def test_the_matmul_graphs_built_without_the_onnx_package_are_valid_onnx():
 def test_the_roofs_are_onnx_runtimes_matrix_multiply_rates():
     roofs = measure_roofs(threads=1, repeats=1)
     assert set(roofs) == {"fp32", "int8"}
-    assert 1 < roofs["fp32"].gops < 10_000 and 1 < roofs["int8"].gops < 100_000
+    # against NumPy's BLAS on this machine (another float32 matrix multiply, measured here)
+    assert 0.5 < roofs["fp32"].gops / float32_matmul_gflops(1) < 2
+    # 8-bit products: twice the multiply-adds of float32 per instruction on every x86 SIMD unit
+    assert roofs["int8"].gops > roofs["fp32"].gops
     assert "MatMul float32" in roofs["fp32"].method
     assert "MatMulInteger u8s8" in roofs["int8"].method
 

@@ -25,8 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 VERSION = "1.32"  # the Kubernetes release the manifests are checked against
 KUBECTL = shutil.which("kubectl")
+# under CI (which installs it) a missing kubectl fails these tests instead of skipping them
 needs_kubectl = pytest.mark.skipif(
-    not KUBECTL, reason="needs kubectl (Debian's package) to render the kustomizations"
+    not KUBECTL and not os.environ.get("CI"),
+    reason="needs kubectl (Debian's package) to render the kustomizations",
 )
 STANDALONE = sorted(
     p

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -110,3 +111,53 @@ def precision_repo(default_run, tmp_path_factory) -> tuple[Path, dict[tuple[str,
             assert result.returncode == 0, result.stderr
             printed[variant, precision] = result.stdout
     return repo, printed
+
+
+def run_test_set(run: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The run's test images and labels as it saw them (its data set, seed and limits)."""
+    from skipfold.training.datasets import load_dataset
+
+    config = RunFolder(run).read_config()
+    data = load_dataset(
+        config.data.dataset, config.data.data_dir, seed=config.recipe.seed, download=False
+    ).limit(config.recipe.train_limit, config.recipe.test_limit)
+    return data.test_images, data.test_labels
+
+
+def onnx_top1(path: Path, images: np.ndarray) -> np.ndarray:
+    """Each image's top class from the graph at `path`, by ONNX Runtime called directly."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    chunks = [
+        session.run(["logits"], {"images": images[i : i + 500]})[0]
+        for i in range(0, len(images), 500)
+    ]
+    return np.concatenate(chunks).argmax(1)
+
+
+def float64_logits(
+    model: torch.nn.Module, images: np.ndarray, mean, std, per_image: bool = False
+) -> np.ndarray:
+    """The unfolded network in float64, standardizing uint8 NHWC images as training does, written
+    here on its own: the reference a folded float32 export is held to."""
+    import copy
+    import math
+
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).double()
+    if per_image:
+        centred = x - x.mean((1, 2, 3), keepdim=True)
+        floor = 255.0 / math.sqrt(x[0].numel())
+        x = centred / centred.square().mean((1, 2, 3), keepdim=True).sqrt().clamp_min(floor)
+    else:
+        mean64 = torch.tensor(mean, dtype=torch.float64).view(1, 3, 1, 1)
+        std64 = torch.tensor(std, dtype=torch.float64).view(1, 3, 1, 1)
+        x = (x / 255.0 - mean64) / std64
+    with torch.no_grad():
+        return copy.deepcopy(model).double().eval()(x).numpy()
+
+
+def float32_error(logits: np.ndarray, reference: np.ndarray) -> float:
+    """Largest logit difference relative to the largest logit: float32 through a WRN lands
+    near 1e-6; a wrong fold (a misplaced shift, a sign) lands near 1."""
+    return float(np.abs(logits - reference).max() / np.abs(reference).max())

@@ -3,6 +3,7 @@ float16 and everything a client sees unchanged, held to the accuracy limit, serv
 labels of the float32 model, and refused when float16 cannot hold the network's values."""
 
 import httpx
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -14,7 +15,7 @@ from skipfold.formats.model_card import ModelCard
 from skipfold.models import build_model
 from skipfold.training import checkpoint
 from skipfold.training.run_folder import RunFolder
-from tests.export.conftest import make_run, randomize, top_predictions
+from tests.export.conftest import make_run, onnx_top1, randomize, run_test_set, top_predictions
 from tests.helpers import Server, skipfold
 
 pytestmark = pytest.mark.e2e
@@ -29,7 +30,27 @@ def _tensor_types(model: onnx.ModelProto) -> dict[str, int]:
     return types
 
 
-def test_fp16_computes_the_network_in_float16_and_keeps_what_clients_see(precision_repo):
+def _float16_top1(run, images) -> np.ndarray:
+    """The run's folded network in PyTorch's float16 on the CPU, as the exporter is meant to
+    check it, computed here on its own."""
+    from skipfold.export.onnx_graph import ImageClassifier
+    from skipfold.training.checkpoint import load_trained
+
+    network, config = load_trained(RunFolder(run))
+    data = config.data
+    per_image = data.standardize == "per-image"
+    half = ImageClassifier(fold_model(network), data.mean, data.std, per_image, torch.float16)
+    with torch.inference_mode():
+        logits = [
+            half.eval()(torch.from_numpy(images[i : i + 500]))[0]
+            for i in range(0, len(images), 500)
+        ]
+    return torch.cat(logits).argmax(1).numpy()
+
+
+def test_fp16_computes_the_network_in_float16_and_keeps_what_clients_see(
+    precision_repo, default_run
+):
     repo, printed = precision_repo
     for variant in ("bn", "skipinit"):
         model = onnx.load(repo / f"{variant}-fp16" / "1" / "model.onnx")
@@ -56,8 +77,15 @@ def test_fp16_computes_the_network_in_float16_and_keeps_what_clients_see(precisi
         assert card.precision == "fp16" and card.kind.endswith("-fp16")
         assert card.quantization is None
         check = card.accuracy_check
-        assert check.images == 2000 and check.drop_points <= 0.5, check
-        assert check.reference_accuracy >= 0.9 and check.top1_agreement >= 0.99, check
+        # the card's figures against the float32 graph and PyTorch's float16 run here
+        images, labels = run_test_set(default_run(variant)[0])
+        fp32 = onnx_top1(repo / variant / "1" / "model.onnx", images)
+        half = _float16_top1(default_run(variant)[0], images)
+        assert check.images == len(labels) == 2000
+        assert abs(check.reference_accuracy - (fp32 == labels).mean()) <= 1 / 2000
+        assert abs(check.accuracy - (half == labels).mean()) <= 2 / 2000, check
+        assert abs(check.top1_agreement - (half == fp32).mean()) <= 2 / 2000, check
+        assert (fp32 == labels).mean() >= 0.9 and (half == fp32).mean() >= 0.99
         line = printed[variant, "fp16"]
         assert f"fp16: on 2,000 test images {100 * check.reference_accuracy:.2f}% (fp32)" in line
         assert f"drop {check.drop_points:.2f} points" in line

@@ -1,6 +1,5 @@
 import os
 import threading
-import time
 
 from skipfold.reproduce.experiments import grid
 from skipfold.reproduce.grid import Outcome, _environment, default_jobs, run_grid, status
@@ -29,14 +28,18 @@ def test_by_default_one_job_per_gpu_else_one_per_core(monkeypatch):
 
 def test_jobs_run_side_by_side_on_distinct_slots(tmp_path):
     points = grid("depth", "smoke")
-    running, peak = set(), [0]
+    running, peak, begun = set(), [0], [0]
     lock = threading.Lock()
+    three = threading.Barrier(3, timeout=30)  # the first three runs meet: all running at once
 
     def runner(point, out, env):
         with lock:
             running.add(point.name)
             peak[0] = max(peak[0], len(running))
-        time.sleep(0.05)
+            begun[0] += 1
+            first_three = begun[0] <= 3
+        if first_three:  # with fewer slots the third never starts: the barrier breaks
+            three.wait()
         with lock:
             running.discard(point.name)
         return Outcome(point, "trained", out / "log")

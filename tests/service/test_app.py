@@ -51,22 +51,43 @@ def test_by_default_every_model_is_served_at_its_latest_version(repo):
         assert client.get("/v2/models/skipinit/ready").status_code == 200
 
 
+def _samples(client) -> dict[tuple, float]:
+    """/metrics parsed by prometheus_client's own parser: (name, labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = client.get("/metrics").text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
 def test_metrics_count_requests_by_model_and_status(client):
-    client.post(
-        "/predict",
-        params={"model": "skipinit"},
-        files={"file": ("a.png", png(sample_images(1)[0]))},
-    )
+    before = _samples(client)
+    for _ in range(2):
+        client.post(
+            "/predict",
+            params={"model": "skipinit"},
+            files={"file": ("a.png", png(sample_images(1)[0]))},
+        )
     client.post(
         "/predict", params={"model": "skipinit"}, content=b"", headers={"content-type": "image/png"}
     )
-    text = client.get("/metrics").text
-    assert 'skipfold_requests_total{endpoint="predict",model="skipinit",status="200"}' in text
-    assert 'skipfold_requests_total{endpoint="predict",model="skipinit",status="400"}' in text
-    for stage in ("queue", "inference", "total"):
-        assert f'skipfold_request_latency_seconds_count{{model="skipinit",stage="{stage}"}}' in text
-    assert "skipfold_batch_size_bucket" in text
-    assert "skipfold_requests_in_flight 0.0" in text
+    after = _samples(client)
+
+    def added(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    requests = "skipfold_requests_total"
+    assert added(requests, endpoint="predict", model="skipinit", status="200") == 2
+    assert added(requests, endpoint="predict", model="skipinit", status="400") == 1
+    for stage in ("queue", "inference", "total"):  # the answered requests, timed
+        assert added("skipfold_request_latency_seconds_count", model="skipinit", stage=stage) == 2
+    assert added("skipfold_batch_size_count", model="skipinit") == 2  # two calls of one image
+    assert added("skipfold_batch_size_sum", model="skipinit") == 2
+    assert after[("skipfold_requests_in_flight", ())] == 0
 
 
 def test_dynamic_batching_merges_concurrent_requests_without_mixing_them(repo):

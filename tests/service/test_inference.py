@@ -3,7 +3,6 @@ worker thread."""
 
 import asyncio
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -121,15 +120,17 @@ def test_two_workers_run_two_calls_at_once_and_keep_each_answer(repo):
     model = registry.get("bn", None)
     images = sample_images(16, seed=5)
     expected = model.runner(images)[1]
-    run, active, peak, lock = model.runner, 0, 0, threading.Lock()
+    run, active, peak, begun, lock = model.runner, 0, 0, 0, threading.Lock()
+    both = threading.Barrier(2, timeout=30)  # the first two calls meet: both are running at once
 
     def counted(batch):  # the real runner, counting the calls in progress
-        nonlocal active, peak
+        nonlocal active, peak, begun
         with lock:
-            active += 1
-            peak = max(peak, active)
+            active, begun = active + 1, begun + 1
+            peak, first_two = max(peak, active), begun <= 2
         try:
-            time.sleep(0.02)  # hold the call open long enough for the other worker to start
+            if first_two:  # with one worker the second never starts: the barrier breaks
+                both.wait()
             return run(batch)
         finally:
             with lock:

@@ -61,7 +61,7 @@ def test_raw_body_model_and_version_selection(client, repo):
         ("PNG", "I;16", {}),
     ],
 )
-def test_every_format_and_mode_is_accepted_and_resized(client, fmt, mode, options):
+def test_every_format_and_mode_is_accepted_and_resized(client, repo, fmt, mode, options):
     array = np.random.default_rng(1).integers(0, 256, (40, 50, 3), dtype=np.uint8)
     image = Image.fromarray(array).convert(mode if mode != "I;16" else "L")
     if mode == "I;16":
@@ -70,6 +70,13 @@ def test_every_format_and_mode_is_accepted_and_resized(client, fmt, mode, option
     image.save(buffer, fmt, **options)
     response = client.post("/predict", files={"file": (f"x.{fmt}", buffer.getvalue())})
     assert response.status_code == 200, response.text
+    # the answer is the model's on the image as decoded and resized to its 32x32 input
+    decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    resized = Image.fromarray(decoded).resize((32, 32), Image.Resampling.BILINEAR)
+    expected = direct_probabilities(repo, "bn", 2, np.asarray(resized)[None])[0]
+    top = response.json()["results"][0]["predictions"]
+    assert [p["index"] for p in top] == list(np.argsort(-expected)[: len(top)])
+    assert [p["probability"] for p in top] == pytest.approx(expected[[p["index"] for p in top]])
 
 
 @pytest.mark.parametrize(

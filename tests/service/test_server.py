@@ -68,8 +68,9 @@ def test_predict_over_http_and_request_ids(server):
     assert response.json()["request_id"] == "trace-42"
 
 
-def test_sigterm_turns_readiness_off_finishes_in_flight_requests_and_exits_0(repo):
-    server = Server(repo, "--shutdown-delay", "1.5")
+def test_sigterm_turns_readiness_off_finishes_in_flight_requests_and_exits_0(repo, speed_factor):
+    # the readiness probe must land inside the delay: both scale with the CPU's speed
+    server = Server(repo, "--shutdown-delay", str(1.5 * speed_factor))
     server.wait_ready()
     images = sample_images(64, seed=2)
     tensor = {
@@ -87,9 +88,9 @@ def test_sigterm_turns_readiness_off_finishes_in_flight_requests_and_exits_0(rep
     threads = [threading.Thread(target=slow_request) for _ in range(4)]
     for thread in threads:
         thread.start()
-    time.sleep(0.05)
+    time.sleep(0.05 * speed_factor)
     server.process.terminate()
-    time.sleep(0.3)
+    time.sleep(0.3 * speed_factor)
     ready = httpx.get(f"{server.url}/v2/health/ready", timeout=5)
     assert ready.status_code == 503 and ready.json() == {"ready": False}
     for thread in threads:

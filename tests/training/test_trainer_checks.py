@@ -90,6 +90,9 @@ def test_bf16_runs_the_steps_and_the_test_in_bfloat16_and_keeps_float32_weights(
 def test_the_short_run_knobs_change_the_training(tmp_path, knob):
     config = TrainConfig(**TINY | {"epochs": 1, "train_limit": 256})
     plain = trainer.train(config, tmp_path / "plain")
+    again = trainer.train(config, tmp_path / "again")
     changed = trainer.train(config.model_copy(update=knob), tmp_path / "changed")
+    # a run is reproduced to the bit, so what differs is the knob's doing
+    assert again["train_loss"] == plain["train_loss"]
     assert changed["train_loss"] != plain["train_loss"]
     assert RunFolder(tmp_path / "changed").read_config().recipe == config.model_copy(update=knob)
