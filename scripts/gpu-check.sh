@@ -41,7 +41,7 @@ CIFAR=../shared/datasets/cifar10-jpeg.tar.gz
 prepare() {
   local dir=${1:-.gpu} work
   work=$(mktemp -d)
-  trap 'rm -rf "$work"' RETURN
+  trap 'rm -rf "$work"; trap - RETURN' RETURN
   rm -rf "$dir" && mkdir -p "$dir/call1/wheels"
   local platforms=(--python-version 3.12 --implementation cp --only-binary=:all: --no-deps)
   for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_24_x86_64 \
@@ -60,6 +60,7 @@ prepare() {
   cp "$CIFAR" "$dir/call1/" || return 1
   # call1 carries the wheels and the data; the rest of its room and the following calls, parts
   local first=$((PART_MB * 1024 * 1024 - $(du -sb "$dir/call1" | cut -f1)))
+  ((first > 0)) || { echo "call1's wheels and data fill more than PART_MB=$PART_MB MB"; return 1; }
   head -c "$first" "$work/ort.tar.xz" >"$dir/call1/ort.part00"
   tail -c +$((first + 1)) "$work/ort.tar.xz" | split -b "${PART_MB}M" -d -a 2 --numeric-suffixes=1 - "$work/ort.part"
   local n=1
@@ -82,7 +83,7 @@ environment() {
   # ONNX Runtime's CUDA provider finds cuDNN, cuBLAS and cuFFT of the nvidia-* packages torch uses
   local libs
   libs=$($PYTHON -c 'import glob, site; print(":".join(sorted(glob.glob(site.getsitepackages()[0] + "/nvidia/*/lib"))))')
-  export LD_LIBRARY_PATH=$libs:${LD_LIBRARY_PATH:-}
+  [ -z "$libs" ] || export LD_LIBRARY_PATH=$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 }
 
 install_base() {
@@ -167,8 +168,11 @@ exports() {  # WRN-16-4: the CIFAR-10 run (bn) and a SkipInit of its shape, fp32
 }
 
 service_tests() {
-  # four at once (pytest-xdist, on the GPU machine): each worker its own fixtures and ports
-  $PYTHON -m pytest -q -p no:cacheprovider -n "${WORKERS:-4}" --device cuda tests/service \
+  # several at once where pytest-xdist is installed (the GPU machine's image has it): each
+  # worker its own fixtures and ports
+  local parallel=()
+  $PYTHON -c "import xdist" 2>/dev/null && parallel=(-n "${WORKERS:-8}")
+  $PYTHON -m pytest -q -p no:cacheprovider "${parallel[@]}" --device cuda tests/service \
     tests/export/test_fp16_cuda.py --deselect tests/service/test_page.py "$@"
 }
 
@@ -193,10 +197,9 @@ for _ in range(240):
   return $rc
 }
 
-finish() {
-  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv >>"$OUT/summary.md" 2>&1
-  tar -C "$OUT" -czf "$OUT/logs.tar.gz" --exclude logs.tar.gz --exclude summary.md \
-    --exclude 'bench.*' . 2>/dev/null && find "$OUT" -name '*.log' -delete
+finish() {  # finish STEP: the step's logs into logs-STEP.tar.gz (the device tool brings 8 files)
+  ! command -v nvidia-smi >/dev/null || nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv >>"$OUT/summary.md" 2>&1
+  (cd "$OUT" && tar -czf "logs-$1.tar.gz" ./*.log 2>/dev/null && rm -f ./*.log)
   cat "$OUT/summary.md"
 }
 
@@ -211,15 +214,15 @@ begin() {
 
 case ${1:-} in
 prepare) prepare "${2:-.gpu}" ;;
-stage) stage "$2" ;;
-train-speed) begin; step train-speed train_speed "$(cifar)"; finish ;;
-train-cifar) begin; step train-cifar train_cifar "$(cifar)"; finish ;;
-exports) begin; step exports exports; finish ;;
+stage) [ -d "${2:-}" ] || { echo "stage PART: PART is a folder made by prepare"; exit 2; }; stage "$2" ;;
+train-speed) begin; step train-speed train_speed "$(cifar)"; finish train-speed ;;
+train-cifar) begin; step train-cifar train_cifar "$(cifar)"; finish train-cifar ;;
+exports) begin; step exports exports; finish exports ;;
 serve)
   begin; [ -n "${INSTALLED:-}" ] || step install-onnxruntime-gpu install_onnxruntime_gpu
   step service-tests service_tests -m 'not hostile'
   step service-tests-graphs service_tests -m 'not hostile and not e2e' --cuda-graphs
-  step bench bench; finish ;;
-all) for s in train-speed train-cifar exports serve; do "$0" "$s"; done ;;
+  step bench bench; finish serve ;;
+all) for s in train-speed train-cifar exports serve; do bash scripts/gpu-check.sh "$s"; done ;;
 *) sed -n 2,21p "$0" && exit 2 ;;
 esac

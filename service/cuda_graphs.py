@@ -5,12 +5,16 @@ a CUDA graph launches all of them at once. ONNX Runtime captures a run into a gr
 session is created with `enable_cuda_graph` (runtime.create_session), and a graph reads and
 writes fixed device addresses. So each batch size gets its own input and output buffers on the
 device, bound once, and its own graph (the `gpu_graph_id` run option): a call copies the images
-into that input buffer in place, replays, and copies the outputs back. ONNX Runtime captures on
-the third run of a graph id (the first runs allocate), so the warm-up captures the sizes it runs.
+into that input buffer in place, replays, and copies the outputs back. ONNX Runtime captures a
+graph id's run on its first call (running it uncaptured first as often as it needs to allocate),
+and keeps its graphs per calling thread: a size is captured once for each thread that runs it
+(the warm-up's, the worker's, the event loop's).
 
 Batches of more than MAX_CAPTURED_BATCH images run without a graph (`gpu_graph_id` -1): launches
 are a small part of their time, and every captured size keeps its buffers and its graph's memory.
-Calls on one runner take turns: the buffers of a size are shared.
+Every call through CUDA graphs, of every model, takes one lock: ONNX Runtime captures in CUDA's
+global capture mode, where a CUDA call from another thread during a capture breaks it (a model
+loaded and warmed up while another serves, or two workers), and a size's buffers are shared.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 MAX_CAPTURED_BATCH = 64
+_CUDA_GRAPHS_LOCK = threading.Lock()  # one for the process: see the module docstring
 _NO_GRAPH = "-1"
 # ONNX Runtime's type strings -> NumPy, for the output buffers
 _DTYPES = {
@@ -55,7 +60,6 @@ class CudaGraphs:
         self.session = session
         self.input_name = input_name
         self.output_names = output_names
-        self.input_type = session.get_inputs()[0].type
         self.output_shapes: list[tuple[int, ...]] = []
         self.output_types: list[type] = []
         for output in session.get_outputs():
@@ -68,7 +72,6 @@ class CudaGraphs:
             self.output_shapes.append(tuple(rest))
             self.output_types.append(_DTYPES[output.type])
         self._graphs: dict[int, _Graph] = {}
-        self._lock = threading.Lock()
 
     @property
     def captured_sizes(self) -> list[int]:
@@ -76,7 +79,7 @@ class CudaGraphs:
 
     def __call__(self, images: np.ndarray) -> list[np.ndarray]:
         images = np.ascontiguousarray(images)
-        with self._lock:
+        with _CUDA_GRAPHS_LOCK:
             if len(images) > MAX_CAPTURED_BATCH:
                 return self._uncaptured(images)
             graph = self._graphs.get(len(images))

@@ -82,6 +82,8 @@ def create_session(
     `cuda_graphs`: the CUDA provider captures runs into CUDA graphs (service.cuda_graphs); no
     effect on the CPU."""
     chosen: list[Any] = list(providers)
+    if cuda_graphs and chosen[0] != CUDA:
+        log.warning("%s: no CUDA provider here, so no CUDA graphs (--cuda-graphs)", path)
     if chosen[0] == CUDA:
         # float32 models compute in float32: TF32 would round every convolution's operands to
         # 10 mantissa bits, and the fold is exact only if the arithmetic is (fp16 exports exist

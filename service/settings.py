@@ -152,6 +152,8 @@ class Settings(BaseSettings):
     def _engine_fits(self) -> Settings:
         if self.engine != "onnxruntime" and self.device != "cpu":
             raise ValueError(f"engine {self.engine} runs on the CPU only, not device {self.device}")
+        if self.cuda_graphs and self.device == "cpu":
+            raise ValueError("cuda_graphs needs device cuda (or auto, on a machine with a GPU)")
         if self.engine == "onnxruntime" and self.inference_precision not in ("auto", "fp32"):
             raise ValueError(
                 f"inference_precision {self.inference_precision} needs an OpenVINO engine "

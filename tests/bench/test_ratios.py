@@ -86,4 +86,4 @@ def test_cuda_graph_rows_are_compared_with_the_same_model_without_graphs_and_amo
         assert abs(found["folded BN / SkipInit", provider] - 0.68 / 0.70) < 1e-12
         assert abs(found["bn-folded fp16 / fp32", provider] - 0.74 / 0.68) < 1e-12
     assert abs(found["CUDA graphs / without (skipinit)", "CUDA+graphs"] - 0.75) < 1e-12
-    assert len(found) == 7
+    assert len(computed) == len(found) == 7  # and no comparison made twice

@@ -25,6 +25,7 @@ def test_the_matmul_graphs_built_without_the_onnx_package_are_valid_onnx():
         assert dims == [["m", "k"], ["k", "n"]]
 
 
+@pytest.mark.e2e  # two timings compared: a measurement, kept out of the unit pass
 def test_the_roofs_are_onnx_runtimes_matrix_multiply_rates():
     roofs = measure_roofs(threads=1, repeats=1)
     assert set(roofs) == {"fp32", "int8"}

@@ -28,7 +28,7 @@ KUBECTL = shutil.which("kubectl")
 # under CI (which installs it) a missing kubectl fails these tests instead of skipping them
 needs_kubectl = pytest.mark.skipif(
     not KUBECTL and not os.environ.get("CI"),
-    reason="needs kubectl (Debian's package) to render the kustomizations",
+    reason="needs kubectl to render the kustomizations",
 )
 STANDALONE = sorted(
     p

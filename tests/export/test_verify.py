@@ -39,9 +39,11 @@ def test_a_correct_graph_passes_and_reports_its_figures(model_and_graph):
     # the figure is the graph against PyTorch in float32: both within float32 rounding of the
     # float64 network, so at most the sum of their distances to it (and not zero: two programs)
     reference = float64_logits(model, images, MEAN, STD)
-    onnx_logits = ort.InferenceSession(graph.SerializeToString()).run(
-        ["logits"], {"images": images}
-    )[0]
+    options = ort.SessionOptions()  # as verify runs it: no graph rewrites, one thread
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(graph.SerializeToString(), options)
+    onnx_logits = session.run(["logits"], {"images": images})[0]
     with torch.no_grad():
         x = (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.25
         torch_logits = model.eval()(x.contiguous(memory_format=torch.channels_last)).numpy()

@@ -5,11 +5,16 @@ batch sizes captured and not; the server's --device auto."""
 import numpy as np
 import onnxruntime as ort
 import pytest
+from fastapi.testclient import TestClient
 
 from skipfold.formats.model_repository import ModelRepository
+from skipfold.service.app import create_app
 from skipfold.service.cuda_graphs import MAX_CAPTURED_BATCH
 from skipfold.service.runtime import CUDA, Runner, create_session, resolve_providers
 from skipfold.service.settings import Settings
+from tests.helpers import png, sample_images
+
+PNG = {"content-type": "image/png"}
 
 pytestmark = pytest.mark.gpu
 
@@ -29,7 +34,7 @@ def test_cuda_and_its_graphs_give_the_cpu_providers_outputs(exported_repo, name)
     assert cuda.on_cuda and cuda.graphs is None and graphs.graphs is not None
     rng = np.random.default_rng(0)
     large = MAX_CAPTURED_BATCH + 1  # runs without a graph
-    # each size more than three times: captured on its third run, replayed after that
+    # each size several times: captured on its first call, replayed after that
     for batch in (1, 3, 1, 8, 3, large, 1, 8, 3, 1, 8, large):
         for _ in range(2):
             images = rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8)
@@ -50,14 +55,18 @@ def test_a_replayed_graph_reads_each_calls_images(exported_repo):
     graphs = _runner(path, "cuda", True)
     rng = np.random.default_rng(1)
     a, b = (rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8) for _ in range(2))
-    first = [graphs(a)[0] for _ in range(4)]  # the third run captures
+    first = [graphs(a)[0] for _ in range(4)]  # captured, then replayed
     second = graphs(b)[0]
     assert all(np.array_equal(first[0], f) for f in first)
     assert not np.allclose(first[-1], second)
     assert np.array_equal(graphs(a)[0], first[0])
 
 
-def test_device_auto_serves_on_cuda_where_there_is_a_gpu():
+def test_device_auto_serves_on_cuda_where_there_is_a_gpu(repo):
     assert CUDA in ort.get_available_providers()
-    assert resolve_providers("auto")[0] == CUDA
-    assert Settings(device="auto", cuda_graphs=True).cuda_graphs
+    settings = Settings(repository=repo, device="auto", cuda_graphs=True, models="bn")
+    with TestClient(create_app(settings)) as client:
+        (model,) = client.get("/models").json()["models"]
+        answer = client.post("/predict", content=png(sample_images(1)[0]), headers=PNG)
+    assert model["execution_providers"][0] == CUDA and model["cuda_graphs"] is True
+    assert answer.status_code == 200, answer.text

@@ -19,7 +19,9 @@ def test_the_flag_sets_the_setting_and_its_absence_leaves_the_environment_to_dec
     assert parser.parse_args(["--cuda-graphs"]).cuda_graphs is True
     assert parser.parse_args([]).cuda_graphs is None
     monkeypatch.setenv("SKIPFOLD_CUDA_GRAPHS", "true")
-    assert Settings().cuda_graphs is True
+    assert Settings(device="cuda").cuda_graphs is True
+    with pytest.raises(ValueError, match="cuda_graphs needs device cuda"):
+        Settings(device="cpu")  # the environment's cuda_graphs, on the CPU: refused
 
 
 def test_outputs_without_a_fixed_shape_past_the_batch_are_refused():

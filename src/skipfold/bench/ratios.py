@@ -203,7 +203,8 @@ def folding_readings(results: dict[str, Any]) -> list[str]:
             where = f"- {', '.join(label)}, level {c['level']}, batch {c['batch']}, {c['provider']}"
             verdict = _measurable(c)
             if verdict > 0:
-                lines.append(f"{where}: unfolded BN costs {100 * (c['ratio'] - 1):.0f}%")
+                cost = 100 * (c["ratio"] - 1)
+                lines.append(f"{where}: unfolded BN costs {cost:.{0 if cost >= 1 else 1}f}%")
             elif verdict == 0:
                 lines.append(f"{where}: no measurable cost ({c['ratio']:.3f}): within the rounds' "
                              "spread (the runtime removes or hides the BNs)")  # fmt: skip

@@ -78,12 +78,11 @@ def _in_process(
     progress_factory: Callable[..., Any],
 ) -> tuple[list[dict[str, Any]], list[str]]:
     threads = config.thread_count
-    variants = []
+    variants, notes = [], []
     if "onnxruntime" in config.engines:
-        variants += onnx_variants(
+        variants, notes = onnx_variants(
             models, cards, config.levels, config.device, threads, config.cuda_graphs
         )
-    notes = []
     # OpenVINO widens an fp16 export's weights and runs what it runs for the fp32 export
     half = [name for name, card in cards.items() if card and card.precision == "fp16"]
     on_openvino = {n: p for n, p in models.items() if n not in half}

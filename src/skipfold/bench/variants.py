@@ -48,18 +48,25 @@ def onnx_variants(
     device: str,
     threads: int,
     cuda_graphs: bool = False,
-) -> list[Variant]:
+) -> tuple[list[Variant], list[str]]:
     """Each model at each level, run as the server runs it (runtime.Runner: I/O binding on
-    CUDA); with `cuda_graphs` on CUDA, each also through CUDA graphs (provider "CUDA+graphs")."""
+    CUDA); with `cuda_graphs` on CUDA, each also through CUDA graphs (provider "CUDA+graphs"),
+    or a note where a model cannot run under them."""
     providers = resolve_providers(device)
-    variants = []
+    variants, notes = [], []
     for name, path in models.items():
         card = cards[name]
         flops = card.flops_per_image if card else 0
         precision = card.precision if card else "fp32"
         for level in levels:
             for graphs in [False, True] if cuda_graphs and providers[0] == CUDA else [False]:
-                runner = Runner(create_session(path, providers, threads, level, device, graphs))
+                try:
+                    runner = Runner(create_session(path, providers, threads, level, device, graphs))
+                except Exception as exc:  # ONNX Runtime raises its own types
+                    if not graphs:
+                        raise
+                    notes.append(f"{name}: no CUDA graphs at level {level}: {exc}")
+                    continue
                 provider = runner.providers[0].removesuffix("ExecutionProvider")
                 provider += GRAPHS if runner.graphs is not None else ""
                 # ONNX Runtime's CPU provider runs an fp16 graph in float32 between casts
@@ -69,7 +76,7 @@ def onnx_variants(
                 variants.append(
                     Variant(name, engine, provider, level, flops, size, runner, precision, roof)
                 )
-    return variants
+    return variants, notes
 
 
 def openvino_variants(
