@@ -182,7 +182,9 @@ def test_unit_tests_neither_read_the_clock_nor_sleep():
         if _marked(module_marks, {"e2e", "hostile"}):
             continue
         for node in tree.body:
-            if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test_"):
+            if not isinstance(
+                node, ast.FunctionDef | ast.AsyncFunctionDef
+            ) or not node.name.startswith("test_"):
                 continue
             if _marked(node.decorator_list, {"e2e", "hostile"}):
                 continue

@@ -60,7 +60,6 @@ def test_a_server_on_the_execution_provider_serves_what_onnx_runtime_serves(repo
         assert model["execution_providers"][0] == OPENVINO
         assert model["inference_precision"] == runtime.openvino_ep_precision("auto")
         check = model["engine_check"]
-        # reported as measured: a count over the 64 check images (the labels above are the
-        # independent check: the same on images of the test's own)
-        assert check["images"] == 64 and (64 * check["top1_agreement"]).is_integer(), check
-        assert 0 <= check["median_abs_probability_diff"] < 1
+        # the check ran at load (its limits are the server's own: not restated here); the
+        # independent test is the labels above, the same as ONNX Runtime's on the test's images
+        assert check["images"] == 64, check
