@@ -4,8 +4,10 @@ import onnx
 import pytest
 
 from skipfold import demo
+from skipfold.demo_sizes import DemoSize
 from skipfold.formats.model_repository import versions
 from skipfold.training.config import TrainConfig
+from skipfold.training.run_folder import RunFolder
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +24,7 @@ TINY = {
 
 
 def test_prepare_trains_exports_then_reuses(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(demo, "DEMO_RECIPE", TINY)
+    monkeypatch.setattr(demo, "SIZES", (DemoSize("tiny", TINY),))
     repo = demo.prepare(tmp_path, "shapes", None, retrain=False)
     assert {name: versions(repo / name) for name in ("bn", "bn-unfolded", "skipinit")} == {
         "bn": [1],
@@ -40,9 +42,40 @@ def test_prepare_trains_exports_then_reuses(tmp_path, monkeypatch, capsys):
 
     demo.prepare(tmp_path, "shapes", None, retrain=True)
     output = capsys.readouterr().out
-    assert output.count("training") == 2
+    assert [line.split()[:2] for line in output.splitlines() if line.startswith("training ")] == [
+        ["training", "bn"],
+        ["training", "skipinit"],
+    ]
     # training is deterministic on the CPU: the same weights again, so no new version
     assert versions(repo / "bn") == [1] and versions(repo / "skipinit") == [1]
+
+
+def test_sizes_to_the_machine_then_keeps_the_size_it_trained(tmp_path, monkeypatch, capsys):
+    """The budget picks the size from the speed measured here; runs already there keep theirs
+    whatever the budget; runs of a recipe the demo no longer has are trained again."""
+    wide, narrow = DemoSize("wide", TINY | {"width": 2}), DemoSize("narrow", TINY)
+    monkeypatch.setattr(demo, "SIZES", (wide, narrow))
+    demo.prepare(tmp_path, "shapes", None, retrain=False, budget_s=0.0)  # nothing fits
+    output = capsys.readouterr().out
+    assert "sizing the trainings to this machine: narrow:" in output
+    assert "over, the smallest size" in output
+    runs = [tmp_path / "runs" / f"shapes-{variant}" for variant in demo.VARIANTS]
+    assert [RunFolder(run).read_config().recipe.width for run in runs] == [1, 1]
+
+    demo.prepare(tmp_path, "shapes", None, retrain=False, budget_s=1e9)  # wide would fit now
+    output = capsys.readouterr().out
+    assert "sizing" not in output and output.count("reusing") == 5
+
+    demo.prepare(tmp_path, "shapes", None, retrain=True, budget_s=1e9)
+    output = capsys.readouterr().out
+    assert "sizing the trainings to this machine: wide:" in output and "(within the" in output
+    assert [RunFolder(run).read_config().recipe.width for run in runs] == [2, 2]
+
+    monkeypatch.setattr(demo, "SIZES", (narrow,))
+    demo.prepare(tmp_path, "shapes", None, retrain=False)
+    output = capsys.readouterr().out
+    assert output.count("was trained with another recipe: training it again") == 2
+    assert [RunFolder(run).read_config().recipe.width for run in runs] == [1, 1]
 
 
 def test_samples_are_one_png_per_class(tmp_path):
@@ -52,7 +85,7 @@ def test_samples_are_one_png_per_class(tmp_path):
 
 
 def test_the_recipe_takes_a_data_folder_given_as_a_path(tmp_path):
-    config = demo.demo_config("skipinit", "imagefolder", tmp_path)
+    config = demo.demo_config("skipinit", "imagefolder", tmp_path)  # the largest size
     assert (config.data_dir, config.standardize, config.epochs) == (str(tmp_path), "per-image", 3)
     assert config.model_dump(
         exclude={"variant", "dataset", "data_dir", "depth", "width", "epochs"}

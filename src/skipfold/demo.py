@@ -1,9 +1,10 @@
 """`skipfold demo`: the whole system in one command.
 
-Train a BN and a SkipInit Wide-ResNet on the built-in `shapes` data (about 90 s each on a
-2-core CPU), export BN folded and unfolded and SkipInit into a model repository, time them,
-print example requests, and serve until Ctrl-C. A second run reuses what the first one made
-(an interrupted training resumes), so it is serving within seconds.
+Train a BN and a SkipInit Wide-ResNet on the built-in `shapes` data, at the size that fits
+this machine (`demo_sizes`: about two minutes of training on any of the CPUs we meet), export BN
+folded and unfolded and SkipInit into a model repository, time them, print example requests,
+and serve until Ctrl-C. A second run reuses what the first one made (an interrupted training
+resumes), so it is serving within seconds.
 """
 
 from __future__ import annotations
@@ -15,13 +16,10 @@ import sys
 from pathlib import Path
 
 from skipfold.common import arguments
+from skipfold.demo_sizes import DEFAULT_BUDGET_S, SIZES, DemoSize, choose_size
 from skipfold.formats.model_repository import ModelRepository
 from skipfold.training.config import DATASETS, TrainConfig
 
-# The demo trains with `skipfold train`'s defaults, at the size issue 14 measures them
-# (docs/results.md, "Defaults that train"): WRN-10-2 for 3 epochs, under a minute per variant
-# on 2 cores.
-DEMO_RECIPE = {"depth": 10, "width": 2, "epochs": 3}
 VARIANTS = ("bn", "skipinit")
 
 
@@ -33,6 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where runs/, repo/ and samples/ go",
     )
     parser.add_argument("--retrain", action="store_true", help="train again even if runs exist")
+    parser.add_argument(
+        "--train-budget",
+        type=arguments.at_least(0.0, float),
+        default=DEFAULT_BUDGET_S,
+        metavar="SECONDS",
+        help="train the largest demo size whose estimate for both trainings, from the "
+        "speed measured here, fits (shapes only; 0: the smallest) (default: %(default)s)",
+    )
     parser.add_argument("--dataset", default="shapes", choices=DATASETS)
     parser.add_argument(
         "--data-dir", type=arguments.existing_folder, help="for cifar10, cifar100, imagefolder"
@@ -50,28 +56,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def demo_config(variant: str, dataset: str, data_dir: str | Path | None) -> TrainConfig:
-    """The demo's recipe for one variant."""
-    return TrainConfig(variant=variant, dataset=dataset, data_dir=data_dir, **DEMO_RECIPE)
+def demo_config(
+    variant: str, dataset: str, data_dir: str | Path | None, size: DemoSize = SIZES[0]
+) -> TrainConfig:
+    """The demo's recipe for one variant at one size; the rest is `skipfold train`'s defaults."""
+    return TrainConfig(variant=variant, dataset=dataset, data_dir=data_dir, **size.recipe)
 
 
-def _train(
-    run: Path, variant: str, dataset: str, data_dir: str | Path | None, retrain: bool
-) -> None:
+def _recorded_config(run: Path) -> TrainConfig | None:
+    from skipfold.training.run_folder import CONFIG, RunFolder
+
+    if not (run / CONFIG).is_file():
+        return None
+    try:
+        return RunFolder(run).read_config().recipe
+    except ValueError:
+        return None
+
+
+def _size(
+    runs: dict[str, Path], dataset: str, data_dir: str | Path | None, budget_s: float
+) -> DemoSize:
+    """The size the runs already there were trained at, else the one that fits this machine."""
+    for variant, run in runs.items():
+        recorded = _recorded_config(run)
+        for size in SIZES:
+            if recorded is not None and recorded == demo_config(variant, dataset, data_dir, size):
+                return size
+    if dataset != "shapes":
+        return SIZES[0]
+    from skipfold.training.speed import training_speed
+
+    choice = choose_size(
+        lambda size: training_speed(demo_config("bn", dataset, data_dir, size)), budget_s, SIZES
+    )
+    print(f"sizing the trainings to this machine: {choice.describe(budget_s)}")
+    return choice.size
+
+
+def _train(run: Path, config: TrainConfig) -> None:
     from skipfold.training.run_folder import STATE, RunFolder
     from skipfold.training.trainer import train
 
-    config = demo_config(variant, dataset, data_dir)
     folder = RunFolder(run)
-    if retrain and run.exists():
-        shutil.rmtree(run)
     if folder.is_complete(config.epochs):
         print(f"reusing {run} (pass --retrain to train again)")
         return
     resume = (folder / STATE).is_file()
     print(
-        f"training {variant} WRN-{config.depth}-{config.width} on {dataset} into {run}"
-        + (" (resuming)" if resume else "")
+        f"training {config.variant} WRN-{config.depth}-{config.width} for {config.epochs} "
+        f"epochs on {config.dataset} into {run}" + (" (resuming)" if resume else "")
     )
     if run.exists() and not resume:
         shutil.rmtree(run)  # an attempt that never finished an epoch
@@ -91,15 +125,29 @@ def _exported(repository: ModelRepository, name: str, run: Path) -> bool:
     return card is not None and card.weights_sha256 == file_sha256(run / MODEL)
 
 
-def prepare(workdir: Path, dataset: str, data_dir: str | Path | None, retrain: bool) -> Path:
+def prepare(
+    workdir: Path,
+    dataset: str,
+    data_dir: str | Path | None,
+    retrain: bool,
+    budget_s: float = DEFAULT_BUDGET_S,
+) -> Path:
     """Train (or reuse) both runs and export the three models; return the repository."""
     from skipfold.export.exporter import export_run
 
     repo = workdir / ("repo" if dataset == "shapes" else f"repo-{dataset}")  # one class list each
     repository = ModelRepository(repo)
     runs = {v: workdir / "runs" / f"{dataset}-{v}" for v in VARIANTS}
+    if retrain:
+        for run in runs.values():
+            shutil.rmtree(run, ignore_errors=True)
+    size = _size(runs, dataset, data_dir, budget_s)
     for variant, run in runs.items():
-        _train(run, variant, dataset, data_dir, retrain)
+        config = demo_config(variant, dataset, data_dir, size)
+        if run.exists() and _recorded_config(run) not in (None, config):
+            print(f"{run} was trained with another recipe: training it again")
+            shutil.rmtree(run)
+        _train(run, config)
     for name, run, fold in (
         ("bn", runs["bn"], True),
         ("bn-unfolded", runs["bn"], False),
@@ -174,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     if args.repo is not None:
         repo = args.repo
     else:
-        repo = prepare(args.workdir, args.dataset, args.data_dir, args.retrain)
+        repo = prepare(args.workdir, args.dataset, args.data_dir, args.retrain, args.train_budget)
         _latency_table(repo)
     sample = write_samples(args.workdir / "samples")[8]  # star.png, a shapes image
     if not args.serve:
