@@ -57,8 +57,8 @@ def test_sizes_to_the_machine_then_keeps_the_size_it_trained(tmp_path, monkeypat
     monkeypatch.setattr(demo, "SIZES", (wide, narrow))
     demo.prepare(tmp_path, "shapes", None, retrain=False, budget_s=0.0)  # nothing fits
     output = capsys.readouterr().out
-    assert "sizing the trainings to this machine: narrow:" in output
-    assert "over, the smallest size" in output
+    assert "sizing the trainings to this machine:\n  wide: the training step runs at" in output
+    assert "none fits: training the smallest, narrow" in output
     runs = [tmp_path / "runs" / f"shapes-{variant}" for variant in demo.VARIANTS]
     assert [RunFolder(run).read_config().recipe.width for run in runs] == [1, 1]
 
@@ -68,7 +68,7 @@ def test_sizes_to_the_machine_then_keeps_the_size_it_trained(tmp_path, monkeypat
 
     demo.prepare(tmp_path, "shapes", None, retrain=True, budget_s=1e9)
     output = capsys.readouterr().out
-    assert "sizing the trainings to this machine: wide:" in output and "(within the" in output
+    assert "(within the 1000000000 s budget)\n  training wide\n" in output
     assert [RunFolder(run).read_config().recipe.width for run in runs] == [2, 2]
 
     monkeypatch.setattr(demo, "SIZES", (narrow,))

@@ -23,8 +23,12 @@ def test_a_fast_machine_gets_the_largest_size_and_measures_nothing_else():
     choice = choose_size(speed_of, budget_s=120.0)
     assert choice.size == SIZES[0] and measured == [SIZES[0].name]
     # 2 variants x 3 epochs x (10,000 training images + 2,000 test images at a third the cost)
-    assert choice.estimated_s == pytest.approx(2 * 3 * (10_000 + 2_000 / 3) / 1_000)
-    assert "within the 120 s budget" in choice.describe(120.0)
+    assert choice.readings[0].estimated_s == pytest.approx(2 * 3 * (10_000 + 2_000 / 3) / 1_000)
+    assert choice.describe(120.0) == [
+        f"{SIZES[0].name}: the training step runs at 1,000 images/s here, about 64 s for both "
+        "variants (within the 120 s budget)",
+        f"training {SIZES[0].name}",
+    ]
 
 
 def test_a_slow_machine_gets_the_first_size_that_fits():
@@ -32,13 +36,14 @@ def test_a_slow_machine_gets_the_first_size_that_fits():
     speed_of, measured = _speeds(**speeds)
     choice = choose_size(speed_of, budget_s=170.0)  # 64 s x 2.5 for the second size: 160 s
     assert choice.size == SIZES[1] and measured == [SIZES[0].name, SIZES[1].name]
+    assert [round(r.estimated_s) for r in choice.readings] == [640, 160]
 
 
 def test_when_nothing_fits_the_smallest_is_the_floor_and_says_so():
     speed_of, measured = _speeds(**{size.name: 50.0 for size in SIZES})
     choice = choose_size(speed_of, budget_s=60.0)
     assert choice.size == SIZES[-1] and len(measured) == len(SIZES)
-    assert "over, the smallest size" in choice.describe(60.0)
+    assert choice.describe(60.0)[-1] == f"none fits: training the smallest, {SIZES[-1].name}"
 
 
 def test_no_sizes_is_an_error():

@@ -90,7 +90,7 @@ def _size(
     choice = choose_size(
         lambda size: training_speed(demo_config("bn", dataset, data_dir, size)), budget_s, SIZES
     )
-    print(f"sizing the trainings to this machine: {choice.describe(budget_s)}")
+    print("sizing the trainings to this machine:\n  " + "\n  ".join(choice.describe(budget_s)))
     return choice.size
 
 

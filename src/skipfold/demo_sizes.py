@@ -54,18 +54,34 @@ SIZES: tuple[DemoSize, ...] = (
 
 
 @dataclass(frozen=True)
-class Choice:
+class Reading:
+    """One size's measured speed and the estimate for both trainings it gives."""
+
     size: DemoSize
     images_per_s: float
     estimated_s: float
 
     def describe(self, budget_s: float) -> str:
-        fits = "within" if self.estimated_s <= budget_s else "over, the smallest size:"
+        fits = "within" if self.estimated_s <= budget_s else "over"
         return (
             f"{self.size.name}: the training step runs at {self.images_per_s:,.0f} images/s "
             f"here, about {self.estimated_s:.0f} s for both variants ({fits} the "
             f"{budget_s:.0f} s budget)"
         )
+
+
+@dataclass(frozen=True)
+class Choice:
+    size: DemoSize
+    readings: tuple[Reading, ...]  # largest size first, up to the chosen one
+
+    def describe(self, budget_s: float) -> list[str]:
+        lines = [reading.describe(budget_s) for reading in self.readings]
+        if self.readings[-1].estimated_s > budget_s:
+            lines.append(f"none fits: training the smallest, {self.size.name}")
+        else:
+            lines.append(f"training {self.size.name}")
+        return lines
 
 
 def choose_size(
@@ -78,9 +94,10 @@ def choose_size(
     one fits."""
     if not sizes:
         raise ValueError("no demo sizes to choose from")
+    readings: list[Reading] = []
     for size in sizes:
         speed = speed_of(size)
-        choice = Choice(size, speed, size.estimated_seconds(speed))
-        if choice.estimated_s <= budget_s:
-            return choice
-    return choice
+        readings.append(Reading(size, speed, size.estimated_seconds(speed)))
+        if readings[-1].estimated_s <= budget_s:
+            break
+    return Choice(readings[-1].size, tuple(readings))
