@@ -8,10 +8,14 @@ ARG BASE_IMAGE=python:3.11-slim
 FROM scratch AS source
 COPY pyproject.toml README.md /src/
 COPY src /src/src
+COPY common /src/common
+COPY formats /src/formats
 COPY models /src/models
 COPY training /src/training
 COPY export /src/export
 COPY service /src/service
+COPY bench /src/bench
+COPY reproduce /src/reproduce
 
 FROM ${BASE_IMAGE} AS api-build
 # The GPU variant (docker-compose.gpu.yml, with a CUDA base image) swaps in onnxruntime-gpu.

@@ -6,17 +6,10 @@ import argparse
 import sys
 
 from skipfold.common import arguments
+from skipfold.common.model_flags import add_field_flags, given
+from skipfold.export.options import ExportOptions, PrecisionOptions
 from skipfold.formats.model_repository import check_name, writable_repository
 from skipfold.training.run_folder import trained_run
-
-# skipfold.export.{onnx_graph,exporter,reduced,quantize}'s; not imported: --help stays instant
-MIN_OPSET = 18
-DEFAULT_MAX_BATCH_SIZE = 64
-DEFAULT_CALIBRATION_IMAGES = 256
-DEFAULT_MAX_ACCURACY_DROP = 0.5
-PRECISIONS = ("fp32", "int8", "fp16")
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
-ACTIVATION_TYPES = ("uint8", "int8")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,86 +22,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="model repository, e.g. repo/",
     )
-    parser.add_argument(
-        "--name",
-        type=arguments.checked(check_name),
-        help="model name in the repository (default: the run folder's name, "
-        "plus '-unfolded' with --no-fold, '-flip' with --test-flip)",
-    )
-    parser.add_argument(
-        "--no-fold",
-        dest="fold",
-        action="store_false",
-        help="keep every BatchNormalization (the baseline of the latency comparison)",
-    )
-    parser.add_argument(
-        "--opset", type=arguments.at_least(MIN_OPSET), default=MIN_OPSET, help="ONNX opset"
-    )
-    parser.add_argument(
-        "--max-batch-size",
-        type=arguments.at_least(1),
-        default=DEFAULT_MAX_BATCH_SIZE,
-        help="Triton's max_batch_size in config.pbtxt",
-    )
+    # the name's rule is a validator, which a field's type check does not run
+    names = {"name": arguments.checked(check_name)}
+    add_field_flags(parser, ExportOptions, ExportOptions.model_fields, types=names)
     parser.add_argument(
         "--verify-images",
         type=arguments.existing_file,
         nargs="+",
-        default=[],
         metavar="IMAGE",
         help="real image files to verify on, beside the 64 random ones",
     )
-    parser.add_argument(
-        "--test-flip",
-        action="store_true",
-        help="test-time augmentation in the graph: each image's logits averaged with its mirror "
-        "image's (twice the work per image; +0.5 to +1.0 points on CIFAR-10 for an 8-epoch "
-        "WRN-16-2); the card's test accuracy is then measured at export, on the run's test images, "
-        "which must be at hand; the default name gets '-flip'",
-    )
-    _add_precision_arguments(parser)
-
-
-def _add_precision_arguments(parser: argparse.ArgumentParser) -> None:
     reduced = parser.add_argument_group(
-        "precision",
-        "int8: ONNX Runtime's static quantization of the verified float32 graph (QDQ, int8 "
-        "weights per channel), calibrated on the run's training images, for CPUs. fp16: the "
-        "network in float16 (input, standardization, softmax and outputs as in fp32), for "
-        "CUDA's tensor cores, checked with PyTorch's float16 kernels on the CPU and refused if "
-        "float16 overflows; ONNX Runtime's CPU provider runs it too, in float32 between casts, "
-        "slower than fp32. Either way the test accuracy is measured against the float32 graph on "
-        "the run's test images and the export is refused past --max-accuracy-drop. Each "
-        "precision is its own model: the default name gets '-int8' or '-fp16'.",
+        "precision", "int8 and fp16 exports; each precision is its own model"
     )
-    reduced.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    reduced.add_argument(
-        "--calibration-method",
-        choices=CALIBRATION_METHODS,
-        default="percentile",
-        help="int8: how each activation's range is read from the calibration (percentile: "
-        "ONNX Runtime's 99.999th percentile of |x|, blind to rare outliers; on the demo SkipInit "
-        "model minmax lost 0.60 points, percentile 0.30)",
-    )
-    reduced.add_argument(
-        "--calibration-images",
-        type=arguments.at_least(1),
-        default=DEFAULT_CALIBRATION_IMAGES,
-        help="int8: training images drawn at random for calibration",
-    )
-    reduced.add_argument(
-        "--activations",
-        choices=ACTIVATION_TYPES,
-        default="uint8",
-        help="int8: the activations' type (uint8: ONNX Runtime's advice for x86 CPUs)",
-    )
-    reduced.add_argument(
-        "--max-accuracy-drop",
-        type=arguments.at_least(0, float),
-        default=DEFAULT_MAX_ACCURACY_DROP,
-        metavar="POINTS",
-        help="int8, fp16: the most test accuracy (percentage points) the export may lose",
-    )
+    add_field_flags(reduced, PrecisionOptions, PrecisionOptions.model_fields)
 
 
 def _format_ops(before: dict[str, int], after: dict[str, int]) -> str:
@@ -120,25 +47,15 @@ def _format_ops(before: dict[str, int], after: dict[str, int]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from skipfold.export.exporter import PrecisionOptions, export_run
+    from skipfold.export.exporter import export_run
 
-    options = PrecisionOptions(
-        calibration_method=args.calibration_method,
-        calibration_images=args.calibration_images,
-        activations=args.activations,
-        max_accuracy_drop=args.max_accuracy_drop,
-    )
+    export = ExportOptions(**given(args, ExportOptions))
     exported, version, path = export_run(
         args.run,
         args.repo,
-        name=args.name,
-        fold=args.fold,
-        opset=args.opset,
-        max_batch_size=args.max_batch_size,
-        images=args.verify_images,
-        precision=args.precision,
-        options=options,
-        test_flip=args.test_flip,
+        **export.model_dump(),
+        images=args.verify_images or (),
+        options=PrecisionOptions(**given(args, PrecisionOptions)),
     )
     card = exported.card
     check = card.verification

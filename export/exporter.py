@@ -15,18 +15,15 @@ from skipfold import __version__
 from skipfold.common.images import decode_image
 from skipfold.export.fold import fold_model
 from skipfold.export.onnx_graph import (
-    MIN_OPSET,
     ImageClassifier,
     export_onnx,
     flops_per_image,
     op_counts,
     parameter_count,
 )
+from skipfold.export.options import DEFAULT_MAX_BATCH_SIZE, MIN_OPSET, PrecisionOptions
 from skipfold.export.reduced import (
-    DEFAULT_CALIBRATION_IMAGES,
-    DEFAULT_MAX_ACCURACY_DROP,
     DEFAULT_PRECISION_OPTIONS,
-    PrecisionOptions,
     RunImages,
     fp16_graph,
     int8_graph,
@@ -44,18 +41,7 @@ from skipfold.models.flip_averaged import FlipAveraged
 from skipfold.training.checkpoint import load_trained
 from skipfold.training.run_folder import MODEL, RunConfig, RunFolder
 
-DEFAULT_MAX_BATCH_SIZE = 64
-__all__ = [
-    "DEFAULT_CALIBRATION_IMAGES",
-    "DEFAULT_MAX_ACCURACY_DROP",
-    "DEFAULT_MAX_BATCH_SIZE",
-    "MIN_OPSET",
-    "ExportedModel",
-    "PrecisionOptions",
-    "build",
-    "export_run",
-    "file_sha256",
-]
+__all__ = ["ExportedModel", "PrecisionOptions", "build", "export_run", "file_sha256"]
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,8 @@ import onnx
 import torch
 from torch import nn
 
-from skipfold.formats.model_repository import INPUT_NAME, OUTPUT_NAMES
-
-MIN_OPSET = 18
+from skipfold.export.options import MIN_OPSET
+from skipfold.formats.model_config import INPUT_NAME, OUTPUT_NAMES
 
 
 class ImageClassifier(nn.Module):

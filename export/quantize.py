@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import onnx
 
-from skipfold.formats.model_repository import INPUT_NAME
+from skipfold.export.options import ActivationType, CalibrationMethod
+from skipfold.formats.model_config import INPUT_NAME
 
-CalibrationMethod = Literal["minmax", "entropy", "percentile"]
-CALIBRATION_METHODS: tuple[str, ...] = CalibrationMethod.__args__
-ActivationType = Literal["uint8", "int8"]
-ACTIVATION_TYPES: tuple[str, ...] = ActivationType.__args__
 _BATCH = 32
 
 

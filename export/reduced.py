@@ -10,12 +10,8 @@ import numpy as np
 import onnx
 
 from skipfold.export.onnx_graph import ImageClassifier
-from skipfold.export.quantize import (
-    ActivationType,
-    CalibrationMethod,
-    calibration_sample,
-    quantize_int8,
-)
+from skipfold.export.options import PrecisionOptions
+from skipfold.export.quantize import calibration_sample, quantize_int8
 from skipfold.export.verify import (
     VerificationError,
     accuracy_drop,
@@ -27,21 +23,6 @@ from skipfold.export.verify import (
 )
 from skipfold.formats.model_card import AccuracyCheck, Quantization
 from skipfold.training.run_folder import RunFolder
-
-DEFAULT_CALIBRATION_IMAGES = 256
-DEFAULT_MAX_ACCURACY_DROP = 0.5  # points of test accuracy
-
-
-@dataclass(frozen=True)
-class PrecisionOptions:
-    """How a reduced-precision export is made (calibration: int8 only) and the test accuracy it
-    must keep against the float32 graph (int8 and fp16)."""
-
-    calibration_method: CalibrationMethod = "percentile"
-    calibration_images: int = DEFAULT_CALIBRATION_IMAGES
-    activations: ActivationType = "uint8"
-    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
-
 
 DEFAULT_PRECISION_OPTIONS = PrecisionOptions()
 

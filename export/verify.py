@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from skipfold.formats.model_repository import INPUT_NAME
+from skipfold.formats.model_config import INPUT_NAME
 
 MAX_ABS_LOGIT_DIFF = 1e-4
 RANDOM_IMAGES = 64

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from skipfold.common.arguments import one_line
+from skipfold.common.messages import one_line
 
 Variant = Literal["bn", "skipinit", "skipinit-reg", "none", "none-scaled"]
 VARIANT_NAMES: tuple[str, ...] = Variant.__args__

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image
 
-from skipfold.formats.model_repository import RepositoryError
+from skipfold.formats.model_config import RepositoryError
 
 CHECK_IMAGES = 64
 Runner = Callable[[np.ndarray], list[np.ndarray]]

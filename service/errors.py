@@ -1,10 +1,10 @@
-"""Every error leaves as JSON `{"error": "..."}` with a precise status; never a traceback."""
+"""Over HTTP every error leaves as JSON `{"error": "..."}` with a precise status; never a
+traceback. The errors themselves, transport-free, are in `service.failures`."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,35 +12,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from skipfold.common.images import ImageError, ImageTooLarge
+from skipfold.common.images import ImageError
+from skipfold.service.failures import ApiError, client_error, describe
 from skipfold.service.registry import ModelNotFound
 
 log = logging.getLogger("skipfold.service")
-
-
-class ApiError(Exception):
-    """An error to report to the client as it is."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-class GrpcPortError(RuntimeError):
-    """The gRPC port cannot be bound (in use, or not allowed): the server does not start."""
-
-
-def describe(errors: Sequence[Any], shown: int = 5) -> str:
-    """pydantic's errors as one line: `where: what; ...`, the body's own prefix left out; the
-    first `shown` only (a hostile body can hold millions)."""
-    parts = []
-    for error in errors[:shown]:
-        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
-        parts.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
-    if len(errors) > shown:
-        parts.append(f"and {len(errors) - shown:,} more")
-    return "; ".join(parts)
 
 
 def error_response(
@@ -57,16 +33,10 @@ def error_response(
 
 
 def known_error(exc: Exception) -> tuple[int, str] | None:
-    """Status and message of an error the client caused; None for anything else."""
-    if isinstance(exc, ApiError):
-        return exc.status, exc.message
-    if isinstance(exc, ModelNotFound):
-        return 404, str(exc.args[0])
+    """Status and message of an error the client caused over HTTP; None for anything else."""
     if isinstance(exc, ClientDisconnect):  # nginx's 499: nobody is left to read the answer
         return 499, "the client closed the connection before the request was read"
-    if isinstance(exc, ImageError):
-        return 413 if isinstance(exc, ImageTooLarge) else 415 if exc.unsupported else 400, str(exc)
-    return None
+    return client_error(exc)
 
 
 def unexpected_error(request: Request, exc: Exception) -> JSONResponse:

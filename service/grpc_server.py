@@ -31,8 +31,8 @@ from google.protobuf import json_format
 
 from skipfold import __version__
 from skipfold.common.images import ImageError
-from skipfold.service import v2
-from skipfold.service.errors import ApiError, GrpcPortError, known_error
+from skipfold.service import open_inference
+from skipfold.service.failures import ApiError, GrpcPortError, client_error
 from skipfold.service.oip import grpc_service_pb2 as pb
 from skipfold.service.oip import grpc_service_pb2_grpc as pb_grpc
 from skipfold.service.registry import ModelNotFound, ServedModel
@@ -61,7 +61,7 @@ def _handled(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[A
         try:
             return await method(self, request, context)
         except (ApiError, ModelNotFound, ImageError) as exc:
-            status, message = known_error(exc)  # type: ignore[misc]
+            status, message = client_error(exc)  # type: ignore[misc]
             await context.abort(STATUS.get(status, grpc.StatusCode.INVALID_ARGUMENT), message)
         except grpc.aio.AbortError:
             raise
@@ -91,7 +91,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ServerMetadata(self, request: Any, context: Any) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(
-            name="skipfold", version=__version__, extensions=v2.EXTENSIONS
+            name="skipfold", version=__version__, extensions=open_inference.EXTENSIONS
         )
 
     @_handled
@@ -103,14 +103,16 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelMetadata(self, request: Any, context: Any) -> pb.ModelMetadataResponse:
         registry = self.state.registry
         served = registry.get(request.name, request.version or None)
-        metadata = v2.model_metadata(sorted(registry.models.get(served.name, ())), served)
+        metadata = open_inference.model_metadata(
+            sorted(registry.models.get(served.name, ())), served
+        )
         return json_format.ParseDict(metadata, pb.ModelMetadataResponse())
 
     @_handled
     async def ModelConfig(self, request: Any, context: Any) -> pb.ModelConfigResponse:
         served = self.state.registry.get(request.name, request.version or None)
         return pb.ModelConfigResponse(
-            config=json_format.ParseDict(v2.model_config(served), pb.ModelConfig())
+            config=json_format.ParseDict(open_inference.model_config(served), pb.ModelConfig())
         )
 
     @_handled
@@ -152,7 +154,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             code = "CANCELLED"
             raise
         except Exception as exc:
-            known = known_error(exc)
+            known = client_error(exc)
             code = STATUS.get(known[0], grpc.StatusCode.INVALID_ARGUMENT) if known else None
             code = code.name if code else "INTERNAL"
             raise
@@ -167,7 +169,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         requested = list(request.outputs) or [
             pb.ModelInferRequest.InferRequestedOutputTensor(name=n) for n in served.output_names
         ]
-        v2.check_outputs(served, [item.name for item in requested])
+        open_inference.check_outputs(served, [item.name for item in requested])
         result = await self.state.engine.infer(served, images)
         self.state.metrics.latency.labels(served.name, "queue").observe(result.queue_s)
         self.state.metrics.latency.labels(served.name, "inference").observe(result.inference_s)
@@ -179,9 +181,13 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             values, datatype = produced[item.name], "FP32"
             k = _classification_count(item)
             if k:
-                values, datatype = v2.classification(values, k, served.classes), "BYTES"
+                values, datatype = open_inference.classification(values, k, served.classes), "BYTES"
             response.outputs.add(name=item.name, datatype=datatype, shape=list(values.shape))
-            raw = v2.bytes_tensor(values) if datatype == "BYTES" else values.astype("<f4").tobytes()
+            raw = (
+                open_inference.bytes_tensor(values)
+                if datatype == "BYTES"
+                else values.astype("<f4").tobytes()
+            )
             response.raw_output_contents.append(raw)
         return response
 
@@ -202,7 +208,9 @@ def _input_array(served: ServedModel, request: Any) -> np.ndarray:
         raise ApiError(400, f"model {served.name!r} takes exactly one input, {served.input_name!r}")
     tensor = request.inputs[0]
     shape = list(tensor.shape)
-    count = v2.check_input(served, len(request.inputs), tensor.name, tensor.datatype, shape)
+    count = open_inference.check_input(
+        served, len(request.inputs), tensor.name, tensor.datatype, shape
+    )
     if request.raw_input_contents:
         raw = request.raw_input_contents[0]
         if len(raw) != count:

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from skipfold.service.errors import ApiError
+from skipfold.service.failures import ApiError
 from skipfold.service.metrics import Metrics
 
 Scope = MutableMapping[str, Any]

@@ -24,8 +24,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from skipfold.formats.model_repository import ModelRepository, RepositoryError
-from skipfold.service.errors import ApiError
+from skipfold.formats.model_config import RepositoryError
+from skipfold.formats.model_repository import ModelRepository
+from skipfold.service.failures import ApiError
 from skipfold.service.registry import ModelRegistry, ServedModel, load_model
 from skipfold.service.settings import Settings
 

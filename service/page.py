@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from skipfold.service.errors import ApiError
+from skipfold.service.failures import ApiError
 
 ASSETS = Path(__file__).parent / "page"
 # Reachable without the API key: static files, no model output (service.middleware)

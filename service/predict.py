@@ -10,7 +10,8 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from skipfold.service.errors import ApiError, error_response, known_error, unexpected_error
+from skipfold.service.errors import error_response, known_error, unexpected_error
+from skipfold.service.failures import ApiError
 
 RAW_TYPES = ("image/", "application/octet-stream")
 

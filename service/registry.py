@@ -15,14 +15,13 @@ from typing import Any
 import numpy as np
 
 from skipfold.formats.model_card import ModelCard
-from skipfold.formats.model_repository import ModelConfig, ModelRepository, RepositoryError
+from skipfold.formats.model_config import ModelConfig, RepositoryError
+from skipfold.formats.model_repository import ModelRepository
 from skipfold.service import runtime
 from skipfold.service.cuda_graphs import CudaGraphError
 from skipfold.service.engine_check import EngineCheck, check_engine
 from skipfold.service.runtime import DeviceError, Runner, create_session, resolve_providers
 from skipfold.service.settings import Settings
-
-__all__ = ["ModelNotFound", "ModelRegistry", "RepositoryError", "ServedModel"]
 
 log = logging.getLogger("skipfold.service")
 

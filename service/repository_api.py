@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, StrictBool, StrictStr, ValidationError
 
-from skipfold.service.errors import ApiError, describe
+from skipfold.service.failures import ApiError, describe
 
 router = APIRouter(prefix="/v2/repository")
 

@@ -17,12 +17,12 @@ from typing import Any
 
 import uvicorn
 
+from skipfold.formats.model_config import RepositoryError
 from skipfold.service.app import GRACE_S, create_app
 from skipfold.service.engine_check import EngineCheckError
-from skipfold.service.errors import GrpcPortError
+from skipfold.service.failures import GrpcPortError
 from skipfold.service.memory import Heap
 from skipfold.service.protocol import TimedHttpProtocol
-from skipfold.service.registry import RepositoryError
 from skipfold.service.runtime import DeviceError
 from skipfold.service.settings import Settings
 

@@ -6,7 +6,6 @@ import pytest
 from skipfold import demo
 from skipfold.demo_sizes import DemoSize
 from skipfold.formats.model_repository import versions
-from skipfold.training.config import TrainConfig
 from skipfold.training.run_folder import RunFolder
 
 pytestmark = pytest.mark.e2e
@@ -76,19 +75,3 @@ def test_sizes_to_the_machine_then_keeps_the_size_it_trained(tmp_path, monkeypat
     output = capsys.readouterr().out
     assert output.count("was trained with another recipe: training it again") == 2
     assert [RunFolder(run).read_config().recipe.width for run in runs] == [1, 1]
-
-
-def test_samples_are_one_png_per_class(tmp_path):
-    paths = demo.write_samples(tmp_path)
-    assert [p.stem for p in paths][:3] == ["circle", "ring", "square"]
-    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
-
-
-def test_the_recipe_takes_a_data_folder_given_as_a_path(tmp_path):
-    config = demo.demo_config("skipinit", "imagefolder", tmp_path)  # the largest size
-    assert (config.data_dir, config.standardize, config.epochs) == (str(tmp_path), "per-image", 3)
-    assert config.model_dump(
-        exclude={"variant", "dataset", "data_dir", "depth", "width", "epochs"}
-    ) == TrainConfig().model_dump(
-        exclude={"variant", "dataset", "data_dir", "depth", "width", "epochs"}
-    )  # everything else: the defaults

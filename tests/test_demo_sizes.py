@@ -1,9 +1,10 @@
-"""The demo's choice of size from the speed it measures (no training: the speeds are given)."""
+"""The demo's choices without training: the size from a given speed, the recipe, the samples."""
 
 import inspect
 
 import pytest
 
+from skipfold import demo
 from skipfold.demo_sizes import SHAPES_TEST_IMAGES, SHAPES_TRAIN_IMAGES, SIZES, choose_size
 from skipfold.training.config import TrainConfig
 
@@ -61,3 +62,19 @@ def test_every_size_is_a_valid_training_recipe_on_the_split_the_estimate_counts(
         SHAPES_TRAIN_IMAGES,
         SHAPES_TEST_IMAGES,
     )
+
+
+def test_samples_are_one_png_per_class(tmp_path):
+    paths = demo.write_samples(tmp_path)
+    assert [p.stem for p in paths][:3] == ["circle", "ring", "square"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_the_recipe_takes_a_data_folder_given_as_a_path(tmp_path):
+    config = demo.demo_config("skipinit", "imagefolder", tmp_path)  # the largest size
+    assert (config.data_dir, config.standardize, config.epochs) == (str(tmp_path), "per-image", 3)
+    assert config.model_dump(
+        exclude={"variant", "dataset", "data_dir", "depth", "width", "epochs"}
+    ) == TrainConfig().model_dump(
+        exclude={"variant", "dataset", "data_dir", "depth", "width", "epochs"}
+    )  # everything else: the defaults

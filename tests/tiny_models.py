@@ -16,7 +16,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from skipfold import __version__
 from skipfold.formats.model_card import ModelCard, Verification
-from skipfold.formats.model_repository import INPUT_NAME, ModelRepository
+from skipfold.formats.model_config import INPUT_NAME
+from skipfold.formats.model_repository import ModelRepository
 
 CLASSES = [
     "circle", "ring", "square", "frame", "diamond",

@@ -48,47 +48,92 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class TrainConfig(BaseModel):
+    """Every training knob; each field's description is its `skipfold train --help` text."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # model: a pre-activation WRN (see skipfold.models.build_model)
-    variant: Variant = "bn"
-    depth: Depth = 16
-    width: Width = 4
-    dropout: Probability = 0.0  # inside every block; the WRN paper's 0.3 is for its 200 epochs
-    alpha_init: Finite | None = None  # skipinit variants: None means the model's default, 0
+    variant: Variant = Field("bn", description="the network")
+    depth: Depth = Field(16, description="6N+4")
+    width: Width = Field(4, description="width factor k")
+    # the WRN paper's 0.3 is for its 200 epochs
+    dropout: Probability = Field(0.0, description="inside each block")
+    alpha_init: Finite | None = Field(
+        None,
+        description="initial alpha of the skipinit variants",
+        json_schema_extra={"shown_default": "0"},  # None: the model's own default
+    )
     # data
-    dataset: Dataset = "shapes"
-    data_dir: PathText | None = None  # cifar10 / cifar100 release, or imagefolder root
-    train_limit: PositiveInt | None = None  # only the first N training images (quick checks)
-    test_limit: PositiveInt | None = None
-    # "per-image": the SkipInit paper's; "dataset": the training set's per-channel mean and std
-    standardize: Standardization = "per-image"
-    # training augmentation: pad by this many black pixels, crop back at a random offset, flip
-    # half; 4 is the WRN papers', 2 suits runs of a few epochs (airbench's), 0 flips only
-    crop_padding: Annotated[int, Field(ge=0, le=16)] = 4
+    dataset: Dataset = Field("shapes", description="shapes is built in; the others read --data-dir")
+    data_dir: PathText | None = Field(
+        None,
+        description="cifar10/cifar100 release or imagefolder root (train/<class>/*, "
+        "test/<class>/*)",
+    )
+    train_limit: PositiveInt | None = Field(
+        None, description="use only the first N training images (quick checks)"
+    )
+    test_limit: PositiveInt | None = Field(None, description="use only the first N test images")
+    standardize: Standardization = Field(
+        "per-image",
+        description="dataset: the training set's per-channel mean/std; per-image: the SkipInit "
+        "paper's, each image by its own mean/std",
+    )
+    crop_padding: Annotated[int, Field(ge=0, le=16)] = Field(
+        4,
+        description="augmentation: pad by P pixels, crop back at a random offset, flip half "
+        "(4: the papers'; 2 suits runs of a few epochs, airbench's; 0: flips only)",
+    )
     # recipe: SGD with momentum 0.9 and L2 5e-4 on every parameter, as in both papers;
     # batch size, lr and schedule come from RECIPE_DEFAULTS[recipe] where they are not given
-    recipe: Recipe = "skipfold"
-    epochs: Count = 200  # 0 writes the initialized network (for latency work)
-    batch_size: PositiveInt = 16  # global: under torchrun each rank takes batch_size / world_size
-    lr: Rate = 0.05  # the paper sweeps a log grid
-    schedule: Schedule = "cosine"
-    warmup_epochs: NonNegative = 0.0
-    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
-    nesterov: bool = False  # Nesterov momentum: the WRN paper's; SkipInit's is heavy-ball
-    weight_decay: NonNegative = 5e-4  # L2 on every parameter, as in the WRN reference
-    # the training loss against (1 - e) one-hot + e uniform (Szegedy et al. 2016); the papers
-    # use none, short runs on real images gain from it (docs/results.md, CIFAR-10)
-    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    recipe: Recipe = Field(
+        "skipfold",
+        description="where batch size, lr and schedule come from when not given: skipfold "
+        "(cosine, batch 16: trains every variant in runs of any length) or paper (the SkipInit "
+        "paper's exact CIFAR-10 recipe, for 200 epochs)",
+    )
+    epochs: Count = Field(200, description="0 writes the initialized network (for latency work)")
+    batch_size: PositiveInt = Field(
+        16, description="global batch (under torchrun each rank takes batch_size / world_size)"
+    )
+    lr: Rate = Field(
+        0.05, description="base learning rate, any positive value (the papers sweep a log grid)"
+    )
+    schedule: Schedule = Field(
+        "cosine",
+        description="cosine: half a cosine to 0; skipinit: the paper's, constant for half the "
+        "run, then halved every 5%; wrn-step: x0.2 at 30/60/80%",
+    )
+    warmup_epochs: NonNegative = Field(0.0, description="linear warm-up")
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.9, description="SGD momentum")
+    nesterov: bool = Field(
+        False,
+        description="Nesterov momentum (the WRN paper's) instead of heavy-ball (the SkipInit "
+        "paper's)",
+    )
+    weight_decay: NonNegative = Field(5e-4, description="L2 on every parameter (WRN reference)")
+    # the papers use none; short runs on real images gain from it (docs/results.md, CIFAR-10)
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.0,
+        description="e in the training loss's targets (1 - e) one-hot + e uniform (Szegedy et "
+        "al. 2016); the test loss is always plain cross-entropy",
+    )
     # machine
-    device: Device = "auto"  # auto: cuda when available, else cpu
-    # bf16: convolutions in bfloat16 under autocast (weights, optimizer and BN statistics stay
-    # float32). auto: bf16 on CUDA, float32 on the CPU, where bf16 is fast only on CPUs with
-    # AVX512-BF16 or AMX: 1.5x the images/s of float32 on the 2-core AVX512-BF16 machine
-    precision: Precision = "auto"
-    compile: bool = False  # torch.compile the training step's model (GPU: worth it on long runs)
-    sync_bn: bool = False  # under torchrun on CUDA: SyncBatchNorm over all ranks' batches
-    seed: Count = 0
+    device: Device = Field("auto", description="auto: cuda when available, else cpu")
+    # bf16 is fast on a CPU only with AVX512-BF16 or AMX: 1.5x the images/s of float32 on the
+    # 2-core AVX512-BF16 machine
+    precision: Precision = Field(
+        "auto",
+        description="bf16: the steps and the test under bfloat16 autocast (weights, optimizer "
+        "and BN statistics stay float32); auto: bf16 on CUDA, fp32 on the CPU",
+    )
+    compile: bool = Field(
+        False, description="torch.compile the model (on a GPU: worth it on long runs)"
+    )
+    sync_bn: bool = Field(
+        False, description="SyncBatchNorm over all ranks' batches (torchrun, CUDA)"
+    )
+    seed: Count = Field(0, description="weights, data order, augmentation and dropout")
 
     @model_validator(mode="before")
     @classmethod

@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from skipfold.common.arguments import one_line
 from skipfold.common.io import atomic_path, write_bytes_atomic
+from skipfold.common.messages import one_line
 from skipfold.models.spec import ModelSpec
 from skipfold.training.config import Standardization, TrainConfig
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from skipfold import __version__
-from skipfold.common.arguments import ArgumentParser, one_line
+from skipfold.common.arguments import ArgumentParser
+from skipfold.common.messages import one_line
 
 # The import names each extra of pyproject.toml provides (what a command's extra must bring).
 EXTRAS: dict[str, tuple[str, ...]] = {

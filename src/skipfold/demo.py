@@ -175,9 +175,10 @@ class _Quiet:
 
 
 def _latency_table(repo: Path) -> None:
+    from skipfold.bench.options import BenchConfig
     from skipfold.bench.ratios import ratios
     from skipfold.bench.report import markdown
-    from skipfold.bench.run import BenchConfig, run_bench
+    from skipfold.bench.run import run_bench
 
     print("\nlatency, batch 1, in-process ONNX Runtime (3 s per batch size, interleaved):")
     config = BenchConfig(
@@ -193,7 +194,7 @@ def _latency_table(repo: Path) -> None:
         markdown(
             results,
             f"skipfold bench --repo {repo} --batch-sizes 1 --levels "
-            "disabled,all --duration 3 --no-torch --out bench",
+            "disabled,all --duration 3 --no-torch --out results/bench",
         )
     )
 
@@ -235,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
   curl -H 'Content-Type: image/png' --data-binary @{sample} '{url}/predict?model=bn'
   curl {url}/models
   curl {url}/v2/models/bn
-  skipfold bench --repo {repo} --url {url} --out bench
+  skipfold bench --repo {repo} --url {url} --out results/bench
 
 Ctrl-C stops the server.
 """,

@@ -1,7 +1,6 @@
 """`skipfold export --precision int8` on networks trained with the defaults: calibrated,
 held to the accuracy limit, and served with the labels of the float32 model."""
 
-import argparse
 import json
 
 import httpx
@@ -127,25 +126,3 @@ def test_too_many_calibration_images_is_one_line_before_any_export_work(default_
     (line,) = result.stderr.splitlines()
     assert "20000 calibration images asked for; the run has 10000" in line, line
     assert not repo.exists()
-
-
-def test_the_command_line_offers_what_the_exporter_takes():
-    """export/cli.py repeats the choices and defaults so that --help imports nothing heavy."""
-    from skipfold.export import cli, exporter, quantize
-    from skipfold.formats import model_card
-
-    assert cli.PRECISIONS == model_card.PRECISIONS
-    assert cli.CALIBRATION_METHODS == quantize.CALIBRATION_METHODS
-    assert cli.ACTIVATION_TYPES == quantize.ACTIVATION_TYPES
-    options = exporter.PrecisionOptions()
-    assert options.calibration_images == cli.DEFAULT_CALIBRATION_IMAGES
-    assert options.max_accuracy_drop == cli.DEFAULT_MAX_ACCURACY_DROP
-    assert (exporter.MIN_OPSET, exporter.DEFAULT_MAX_BATCH_SIZE) == (
-        cli.MIN_OPSET,
-        cli.DEFAULT_MAX_BATCH_SIZE,
-    )
-    parser = argparse.ArgumentParser()
-    cli.add_arguments(parser)
-    defaults = {a.dest: a.default for a in parser._actions}
-    assert defaults["calibration_method"] == options.calibration_method
-    assert defaults["activations"] == options.activations

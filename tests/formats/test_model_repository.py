@@ -9,7 +9,8 @@ import tritonclient
 from google.protobuf import text_format
 
 from skipfold.formats import model_repository as repository
-from skipfold.formats.model_repository import ModelConfig, ModelRepository, RepositoryError
+from skipfold.formats.model_config import ModelConfig, RepositoryError
+from skipfold.formats.model_repository import ModelRepository
 
 CLASSES = ["cat", "dog", "bird"]
 

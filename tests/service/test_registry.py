@@ -5,7 +5,8 @@ import shutil
 import onnx
 import pytest
 
-from skipfold.formats.model_repository import ModelRepository, RepositoryError
+from skipfold.formats.model_config import RepositoryError
+from skipfold.formats.model_repository import ModelRepository
 from skipfold.service.registry import ModelNotFound, ModelRegistry
 from skipfold.service.settings import Settings
 from tests.tiny_models import CLASSES, card, model_bytes
