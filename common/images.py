@@ -99,8 +99,12 @@ def is_progressive(image: Image.Image) -> bool:
     return isinstance(image, JpegImageFile) and bool(image.info.get("progressive"))
 
 
-def to_array(image: Image.Image, size: Sequence[int]) -> np.ndarray:
-    """Decode an opened image: first frame, EXIF orientation, RGB, resized to (height, width)."""
+def to_array(
+    image: Image.Image, size: Sequence[int], resize_shorter: int | None = None
+) -> np.ndarray:
+    """Decode an opened image: first frame, EXIF orientation, RGB, resized to (height, width);
+    with `resize_shorter`, its shorter side resized to that first and the center cropped (the
+    evaluation transform of ImageNet models: resize 256, crop 224)."""
     height, width = int(size[0]), int(size[1])
     try:
         image.seek(0)
@@ -108,15 +112,34 @@ def to_array(image: Image.Image, size: Sequence[int]) -> np.ndarray:
         if "exif" in image.info:  # parsing EXIF costs more than decoding a small PNG: only if any
             image = ImageOps.exif_transpose(image)
         image = image.convert("RGB")
-        if image.size != (width, height):
+        if resize_shorter is not None:
+            image = _resize_and_crop(image, resize_shorter, (width, height))
+        elif image.size != (width, height):
             image = image.resize((width, height), Image.Resampling.BILINEAR)
         return np.asarray(image, dtype=np.uint8).copy()
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"corrupt or truncated image: {exc}") from None
 
 
+def _resize_and_crop(image: Image.Image, shorter: int, crop: tuple[int, int]) -> Image.Image:
+    """Shorter side to `shorter` (aspect kept, rounded as torchvision rounds), then the
+    centered (width, height) `crop`, padded with black where the image is smaller."""
+    width, height = image.size
+    longer = max(1, int(shorter * max(width, height) / min(width, height)))
+    resized = (shorter, longer) if width <= height else (longer, shorter)
+    if resized != image.size:
+        image = image.resize(resized, Image.Resampling.BILINEAR)
+    left = round((image.width - crop[0]) / 2.0)
+    top = round((image.height - crop[1]) / 2.0)
+    return image.crop((left, top, left + crop[0], top + crop[1]))
+
+
 def decode_image(
-    data: bytes, size: Sequence[int], *, max_pixels: int = DEFAULT_MAX_PIXELS
+    data: bytes,
+    size: Sequence[int],
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    resize_shorter: int | None = None,
 ) -> np.ndarray:
     """PNG, JPEG, WebP, BMP or GIF (first frame) -> RGB uint8 [height, width, 3].
 
@@ -124,4 +147,4 @@ def decode_image(
     `size` = (height, width) with bilinear filtering when it differs. The pixel count is checked
     from the header, before any pixel is decoded, so a decompression bomb costs nothing.
     """
-    return to_array(open_image(data, max_pixels=max_pixels), size)
+    return to_array(open_image(data, max_pixels=max_pixels), size, resize_shorter)

@@ -11,20 +11,18 @@ from skipfold.export.options import ExportOptions, PrecisionOptions
 from skipfold.formats.model_repository import check_name, writable_repository
 from skipfold.training.run_folder import trained_run
 
+# the name's rule is a validator, which a field's type check does not run
+NAME_CHECK = {"name": arguments.checked(check_name)}
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "run", type=arguments.checked(trained_run), help="a run folder written by skipfold train"
-    )
+
+def add_repository_arguments(parser: argparse.ArgumentParser) -> None:
+    """--repo and --verify-images, as `skipfold export` and `skipfold import` take them."""
     parser.add_argument(
         "--repo",
         type=arguments.checked(writable_repository),
         required=True,
         help="model repository, e.g. repo/",
     )
-    # the name's rule is a validator, which a field's type check does not run
-    names = {"name": arguments.checked(check_name)}
-    add_field_flags(parser, ExportOptions, ExportOptions.model_fields, types=names)
     parser.add_argument(
         "--verify-images",
         type=arguments.existing_file,
@@ -32,6 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="IMAGE",
         help="real image files to verify on, beside the 64 random ones",
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "run", type=arguments.checked(trained_run), help="a run folder written by skipfold train"
+    )
+    add_repository_arguments(parser)
+    add_field_flags(parser, ExportOptions, ExportOptions.model_fields, types=NAME_CHECK)
     reduced = parser.add_argument_group(
         "precision", "int8 and fp16 exports; each precision is its own model"
     )

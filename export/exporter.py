@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,15 +11,10 @@ import onnx
 import torch
 
 from skipfold import __version__
-from skipfold.common.images import decode_image
+from skipfold.common.io import file_sha256
 from skipfold.export.fold import fold_model
-from skipfold.export.onnx_graph import (
-    ImageClassifier,
-    export_onnx,
-    flops_per_image,
-    op_counts,
-    parameter_count,
-)
+from skipfold.export.graph_stats import flops_per_image, op_counts, parameter_count
+from skipfold.export.onnx_graph import ImageClassifier, export_onnx
 from skipfold.export.options import DEFAULT_MAX_BATCH_SIZE, MIN_OPSET, PrecisionOptions
 from skipfold.export.reduced import (
     DEFAULT_PRECISION_OPTIONS,
@@ -31,6 +25,7 @@ from skipfold.export.reduced import (
 )
 from skipfold.export.verify import (
     RANDOM_IMAGES,
+    image_files,
     random_images,
     top1,
     verify,
@@ -41,7 +36,7 @@ from skipfold.models.flip_averaged import FlipAveraged
 from skipfold.training.checkpoint import load_trained
 from skipfold.training.run_folder import MODEL, RunConfig, RunFolder
 
-__all__ = ["ExportedModel", "PrecisionOptions", "build", "export_run", "file_sha256"]
+__all__ = ["ExportedModel", "PrecisionOptions", "build", "export_run"]
 
 
 @dataclass(frozen=True)
@@ -50,25 +45,6 @@ class ExportedModel:
 
     model_bytes: bytes
     card: ModelCard
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _real_images(paths: Sequence[Path], input_size: Sequence[int]) -> np.ndarray:
-    images = []
-    for path in paths:
-        try:
-            images.append(decode_image(Path(path).read_bytes(), input_size))
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
-    return np.stack(images) if images else np.zeros((0, *input_size, 3), np.uint8)
 
 
 def build(
@@ -103,7 +79,7 @@ def build(
         folded = ImageClassifier(network, data.mean, data.std, per_image)
         graph = export_onnx(folded, data.input_size, opset)
     check = np.concatenate(
-        [random_images(RANDOM_IMAGES, data.input_size), _real_images(images, data.input_size)]
+        [random_images(RANDOM_IMAGES, data.input_size), image_files(images, data.input_size)]
     )
     figures = verify(
         graph.SerializeToString(), tta(model), data.mean, data.std, check, per_image=per_image

@@ -209,6 +209,70 @@ def fold_batchnorms(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[Batch
     return model, report
 
 
+def _per_channel(g: _Graph, node: onnx.NodeProto, channels: int) -> np.ndarray | None:
+    """The constant operand of a Mul or Add as one value per channel of an NCHW tensor (a
+    scalar, [C, 1, 1] or [1, C, 1, 1]), or None if it is not such a constant."""
+    values = [g.array(name) for name in node.input]
+    if len(values) != 2 or (values[0] is None) == (values[1] is None):
+        return None
+    constant = values[0] if values[0] is not None else values[1]
+    if constant.size == 1:
+        return np.full(channels, float(constant.reshape(-1)[0]))
+    squeezed = constant.reshape([d for d in constant.shape if d != 1] or [1])
+    trailing = constant.shape[-2:] if constant.ndim >= 3 else None
+    if squeezed.shape != (channels,) or trailing != (1, 1) or constant.ndim > 4:
+        return None
+    return squeezed
+
+
+def _merge_into_bn(
+    g: _Graph, bn: onnx.NodeProto, node: onnx.NodeProto, scale: np.ndarray, shift: np.ndarray
+) -> bool:
+    """s (gamma x_hat + beta) + t = (s gamma) x_hat + (s beta + t): the BN absorbs them."""
+    names = bn.input[1:3]
+    arrays = [g.array(name) for name in names]
+    if any(a is None for a in arrays) or any(len(g.readers(n)) > 1 for n in names):
+        return False
+    dtype = numpy_helper.to_array(g.constants[names[0]]).dtype
+    g.set_constant(names[0], arrays[0] * scale, dtype)
+    g.set_constant(names[1], arrays[1] * scale + shift, dtype)
+    bn.output[0] = node.output[0]
+    return True
+
+
+def fold_mul_add(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """A copy of `model` with every per-channel Mul and Add by a constant folded into the Conv
+    or the BatchNormalization before it (Caffe2 writes a BN's affine as BN, Mul, Add; tf2onnx
+    and Keras an inference BN as Mul, Add); how many."""
+    model = copy.deepcopy(model)
+    g = _Graph(model)
+    folded = 0
+    for node in [n for n in g.graph.node if n.op_type in ("Mul", "Add")]:
+        data = next((name for name in node.input if g.array(name) is None), None)
+        producer = g.producer(data) if data is not None else None
+        if producer is None or producer.op_type not in ("Conv", "BatchNormalization"):
+            continue
+        if not g.only_reader(data, node) or len([o for o in producer.output if o]) > 1:
+            continue
+        if producer.op_type == "Conv":
+            weights = _weights(g, producer)
+            channels = None if weights is None else weights.shape[0]
+        else:
+            gamma = g.array(producer.input[1])
+            channels = None if gamma is None else len(gamma)
+        values = None if channels is None else _per_channel(g, node, channels)
+        if values is None:
+            continue
+        scale = values if node.op_type == "Mul" else np.ones_like(values)
+        shift = np.zeros_like(values) if node.op_type == "Mul" else values
+        merge = _fold_after if producer.op_type == "Conv" else _merge_into_bn
+        if merge(g, producer, node, scale, shift):
+            g.graph.node.remove(node)
+            folded += 1
+    _drop_unused_constants(g)
+    return model, folded
+
+
 def _drop_unused_constants(g: _Graph) -> None:
     read = {name for node in g.graph.node for name in node.input} | g.outputs
     for tensor in [t for t in g.graph.initializer if t.name not in read]:

@@ -10,12 +10,16 @@ Runtime, fp16 networks in PyTorch's float16 arithmetic (`classifier_logits`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
+from skipfold.common.images import decode_image
 from skipfold.formats.model_config import INPUT_NAME
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_ABS_LOGIT_DIFF = 1e-4
 RANDOM_IMAGES = 64
@@ -26,13 +30,27 @@ class VerificationError(ValueError):
     """The exported graph disagrees with the PyTorch model."""
 
 
+def image_files(
+    paths: Sequence[Path], size: Sequence[int], resize_shorter: int | None = None
+) -> np.ndarray:
+    """Image files decoded as the server decodes them: uint8 [N, H, W, 3]."""
+    images = []
+    for path in paths:
+        try:
+            images.append(
+                decode_image(Path(path).read_bytes(), size, resize_shorter=resize_shorter)
+            )
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    return np.stack(images) if images else np.zeros((0, *size, 3), np.uint8)
+
+
 def random_images(count: int, input_size: Sequence[int], seed: int = 0) -> np.ndarray:
     height, width = input_size
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (count, height, width, 3), dtype=np.uint8)
 
 
-@torch.no_grad()
 def reference_logits(
     model: torch.nn.Module,
     images: np.ndarray,
@@ -41,14 +59,17 @@ def reference_logits(
     per_image: bool = False,
 ) -> np.ndarray:
     """The PyTorch eval model on uint8 NHWC images, preprocessed exactly as in training."""
+    import torch
+
     from skipfold.training.augment import standardize
 
     mean_t, std_t = torch.tensor(mean), torch.tensor(std)
     model = model.eval()
     chunks = []
-    for start in range(0, len(images), _CHUNK):
-        batch = torch.from_numpy(images[start : start + _CHUNK]).permute(0, 3, 1, 2)
-        chunks.append(model(standardize(batch, mean_t, std_t, per_image)).double().numpy())
+    with torch.no_grad():
+        for start in range(0, len(images), _CHUNK):
+            batch = torch.from_numpy(images[start : start + _CHUNK]).permute(0, 3, 1, 2)
+            chunks.append(model(standardize(batch, mean_t, std_t, per_image)).double().numpy())
     return np.concatenate(chunks)
 
 
@@ -102,19 +123,21 @@ def verify(
     return figures
 
 
-@torch.no_grad()
 def classifier_logits(classifier: torch.nn.Module, images: np.ndarray) -> np.ndarray:
     """An `ImageClassifier`'s logits on uint8 NHWC images, computed by PyTorch on the CPU in the
     classifier's own dtype. For fp16 this is the check that counts: PyTorch's float16 kernels
     round and overflow every activation as float16, as CUDA's do, while ONNX Runtime's CPU
     provider widens chains of float16 ops to float32 and would hide an overflow."""
+    import torch
+
     classifier = classifier.eval()
-    return np.concatenate(
-        [
-            classifier(torch.from_numpy(images[start : start + 256]))[0].numpy()
-            for start in range(0, len(images), 256)
-        ]
-    )
+    with torch.no_grad():
+        return np.concatenate(
+            [
+                classifier(torch.from_numpy(images[start : start + 256]))[0].numpy()
+                for start in range(0, len(images), 256)
+            ]
+        )
 
 
 def check_finite(logits: np.ndarray, precision: str) -> None:

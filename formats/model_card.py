@@ -68,14 +68,43 @@ class AccuracyCheck(BaseModel):
         return 100 * (self.reference_accuracy - self.accuracy)
 
 
+class ImportedFrom(BaseModel):
+    """The ONNX file `skipfold import` read: which one, what wrote it, what it takes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str  # its name, without the folder
+    sha256: str
+    producer: str  # as the file says, e.g. "pytorch 2.13.0"
+    opset: int  # the file's own; the imported graph may have been converted to a later one
+    input_type: str  # the source graph's input element type, e.g. "float32"
+    input_layout: Literal["NCHW", "NHWC"]
+    channels: int  # 3, or 1 (the RGB image's luma, as Pillow's "L" mode computes it)
+    channel_order: Literal["rgb", "bgr"]
+    outputs: Literal["logits", "probabilities"]  # probabilities: its final Softmax removed
+
+
+class FoldedBatchNorm(BaseModel):
+    """One BatchNormalization of an imported graph: what it was folded into, or why kept."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    folded_into: str | None = None
+    reason: str | None = None
+
+
+IMPORTED = "imported"  # the variant of a model `skipfold import` made
+
+
 class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     classes: list[str]
     input_size: tuple[int, int]  # (height, width); the graph takes uint8 [N, H, W, 3]
-    variant: str
-    depth: int
-    width: int
+    variant: str  # "bn", "skipinit", or IMPORTED
+    depth: int = 0  # a Wide-ResNet's; 0 for an imported network
+    width: int = 0
     folded: bool  # every BatchNorm (and alpha) folded into the convolutions
     dataset: str = ""
     standardize: Literal["dataset", "per-image"] = "dataset"  # inside the graph
@@ -98,6 +127,12 @@ class ModelCard(BaseModel):
     # the graph averages each image's logits with its mirror image's (`skipfold export
     # --test-flip`): the same weights, twice the work per image
     test_flip: bool = False
+    # What the server does to an image before the graph: resize its shorter side to this many
+    # pixels (Pillow, bilinear), then crop the center to input_size; None: resize straight to
+    # input_size (skipfold's own models, trained on images of that size).
+    resize_shorter: int | None = None
+    imported_from: ImportedFrom | None = None
+    fold_report: list[FoldedBatchNorm] = []
 
     @property
     def kind(self) -> str:

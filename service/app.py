@@ -19,7 +19,8 @@ from skipfold.service.memory import trim_after_bursts
 from skipfold.service.metrics import Metrics
 from skipfold.service.middleware import RequestContext
 from skipfold.service.model_control import ModelControl
-from skipfold.service.registry import ModelRegistry, ServedModel
+from skipfold.service.registry import ModelRegistry
+from skipfold.service.served_model import ServedModel
 from skipfold.service.settings import Settings
 
 log = logging.getLogger("skipfold.service")

@@ -36,22 +36,25 @@ class Decoder:
         self._decoding = 0  # pixels being decoded in worker threads now
         self._waiting: list[asyncio.Future[None]] = []
 
-    async def decode(self, data: bytes, size: Sequence[int]) -> np.ndarray:
-        """Image bytes -> uint8 [height, width, 3]; ImageError for anything else."""
+    async def decode(
+        self, data: bytes, size: Sequence[int], resize_shorter: int | None = None
+    ) -> np.ndarray:
+        """Image bytes -> uint8 [height, width, 3] (`to_array`'s resizing); ImageError for
+        anything else."""
         if len(data) <= INLINE_HEADER_BYTES:
             image = open_image(data, max_pixels=self.max_pixels)
         else:  # the checks read the whole file (a JPEG's scans: about 1 ms per MB)
             image = await asyncio.to_thread(open_image, data, max_pixels=self.max_pixels)
         pixels = image.width * image.height
         if pixels <= INLINE_DECODE_PIXELS and not is_progressive(image):
-            return to_array(image, size)
+            return to_array(image, size, resize_shorter)
         # one image alone always proceeds, whatever the budget
         while self._decoding and self._decoding + pixels > self.pixels_in_flight:
             freed = asyncio.get_running_loop().create_future()
             self._waiting.append(freed)
             await freed
         self._decoding += pixels
-        work = asyncio.ensure_future(asyncio.to_thread(to_array, image, size))
+        work = asyncio.ensure_future(asyncio.to_thread(to_array, image, size, resize_shorter))
         # released when the thread is done, even if the request was cancelled meanwhile
         work.add_done_callback(lambda done: self._release(pixels, done))
         return await asyncio.shield(work)

@@ -35,7 +35,8 @@ from skipfold.service import open_inference
 from skipfold.service.failures import ApiError, GrpcPortError, client_error
 from skipfold.service.oip import grpc_service_pb2 as pb
 from skipfold.service.oip import grpc_service_pb2_grpc as pb_grpc
-from skipfold.service.registry import ModelNotFound, ServedModel
+from skipfold.service.registry import ModelNotFound
+from skipfold.service.served_model import ServedModel
 from skipfold.service.settings import Settings
 
 log = logging.getLogger("skipfold.service")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from skipfold.service.metrics import Metrics
-from skipfold.service.registry import ServedModel
+from skipfold.service.served_model import ServedModel
 
 
 @dataclass

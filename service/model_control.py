@@ -27,7 +27,8 @@ from typing import Any
 from skipfold.formats.model_config import RepositoryError
 from skipfold.formats.model_repository import ModelRepository
 from skipfold.service.failures import ApiError
-from skipfold.service.registry import ModelRegistry, ServedModel, load_model
+from skipfold.service.registry import ModelRegistry, load_model
+from skipfold.service.served_model import ServedModel
 from skipfold.service.settings import Settings
 
 log = logging.getLogger("skipfold.service")

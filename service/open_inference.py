@@ -11,7 +11,7 @@ import struct
 import numpy as np
 
 from skipfold.service.failures import ApiError
-from skipfold.service.registry import ServedModel
+from skipfold.service.served_model import ServedModel
 
 EXTENSIONS = [
     "binary_tensor_data", "classification", "model_configuration", "model_repository",

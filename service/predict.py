@@ -64,7 +64,9 @@ async def predict(request: Request) -> JSONResponse:
     images = []
     for index, (name, data) in enumerate(files):
         try:
-            images.append(await state.decoder.decode(data, served.input_size))
+            images.append(
+                await state.decoder.decode(data, served.input_size, served.resize_shorter)
+            )
         except ValueError as exc:
             if len(files) > 1:
                 exc.args = (f"file {index + 1} ({name or 'unnamed'}): {exc}",)

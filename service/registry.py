@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,9 @@ from skipfold.formats.model_config import ModelConfig, RepositoryError
 from skipfold.formats.model_repository import ModelRepository
 from skipfold.service import runtime
 from skipfold.service.cuda_graphs import CudaGraphError
-from skipfold.service.engine_check import EngineCheck, check_engine
+from skipfold.service.engine_check import check_engine
 from skipfold.service.runtime import DeviceError, Runner, create_session, resolve_providers
+from skipfold.service.served_model import ServedModel
 from skipfold.service.settings import Settings
 
 log = logging.getLogger("skipfold.service")
@@ -28,62 +28,6 @@ log = logging.getLogger("skipfold.service")
 
 class ModelNotFound(LookupError):
     """Unknown model name or version (HTTP 404)."""
-
-
-@dataclass
-class ServedModel:
-    """One version of one model, loaded and ready to run."""
-
-    name: str
-    version: int
-    path: Path
-    runner: Runner  # or an OpenVINORunner: the same interface
-    classes: list[str]
-    input_size: tuple[int, int]
-    max_batch_size: int
-    card: ModelCard | None = None  # None: not exported by skipfold
-    metadata: dict[str, str] = field(default_factory=dict)  # the graph's metadata_props, raw
-    # One image's run time, measured in the warm-up (the fastest run); inf until measured.
-    seconds_per_image: float = float("inf")
-    engine: str = "onnxruntime"
-    inference_precision: str = "fp32"  # what the engine computes float layers in
-    engine_check: EngineCheck | None = None  # another engine or precision vs ONNX Runtime
-    retired: bool = False  # unloaded or replaced: finishes its requests, takes no batch queue
-
-    @property
-    def input_name(self) -> str:
-        return self.runner.input_name
-
-    @property
-    def output_names(self) -> list[str]:
-        return self.runner.output_names
-
-    def describe(self) -> dict[str, Any]:
-        card = self.card
-        return {
-            "name": self.name,
-            "version": self.version,
-            "variant": card.variant if card else None,
-            "depth": card.depth if card else None,
-            "width": card.width if card else None,
-            "folded": card.folded if card else None,
-            "precision": card.precision if card else None,
-            # each image and its mirror, averaged: twice the work per image
-            "test_flip": card.test_flip if card else None,
-            "classes": self.classes,
-            "input_shape": [-1, *self.input_size, 3],
-            "max_batch_size": self.max_batch_size,
-            "test_accuracy": card.test_accuracy if card else None,
-            # int8: the accuracy measured at export, against its float32 graph
-            "accuracy_check": card.accuracy_check.model_dump()
-            if card and card.accuracy_check
-            else None,
-            "engine": self.engine,
-            "inference_precision": self.inference_precision,
-            "engine_check": self.engine_check.as_dict() if self.engine_check else None,
-            "execution_providers": self.runner.providers,
-            "cuda_graphs": getattr(self.runner, "graphs", None) is not None,
-        }
 
 
 def _check_image_model(path: Path, session: Any) -> tuple[int, int]:

@@ -31,7 +31,7 @@ from skipfold.service.open_inference import (
     model_config,
     model_metadata,
 )
-from skipfold.service.registry import ServedModel
+from skipfold.service.served_model import ServedModel
 
 router = APIRouter(prefix="/v2")
 

@@ -26,6 +26,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "serve": ("onnxruntime", "fastapi", "uvicorn", "pydantic_settings", "prometheus_client"),
     "train": ("torch", "safetensors", "matplotlib"),
     "export": ("torch", "safetensors", "onnx", "onnxscript", "onnx_ir", "onnxruntime"),
+    "import": ("onnx", "onnxruntime"),
 }
 
 
@@ -52,6 +53,12 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "skipfold.export.cli",
         "fold every BatchNorm and write a verified ONNX model into a Triton-layout repository",
         "export",
+    ),
+    "import": Subcommand(
+        "skipfold.export.import_cli",
+        "bring an image classifier trained elsewhere (ONNX): fold its BatchNorms, verify, and "
+        "add it to a model repository",
+        "import",
     ),
     "serve": Subcommand(
         "skipfold.service.cli",

@@ -114,7 +114,7 @@ def _train(run: Path, config: TrainConfig) -> None:
 
 def _exported(repository: ModelRepository, name: str, run: Path) -> bool:
     """Does the latest version of `name` hold this run's current weights?"""
-    from skipfold.export.exporter import file_sha256
+    from skipfold.common.io import file_sha256
     from skipfold.formats.model_card import ModelCard
     from skipfold.training.run_folder import MODEL
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageFile, ImageOps
 
 from skipfold.common.images import MAX_JPEG_SCANS, ImageError, ImageTooLarge, decode_image
-from tests.helpers import many_scan_jpeg
+from tests.helpers import many_scan_jpeg, png
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -106,3 +106,21 @@ def test_a_jpeg_of_too_many_scans_is_refused_before_decoding(monkeypatch):
     with pytest.raises(ImageTooLarge, match="JPEG of more than 100 scans"):
         decode_image(data, (32, 32))
     assert decoded == []  # refused from the header and the markers: no pixel decoded
+
+
+@pytest.mark.parametrize("landscape", [True, False])
+def test_resize_shorter_then_center_crop_keeps_the_middle(landscape):
+    """A 100 x 50 image whose middle half (along its long side) is red, the rest blue: the
+    shorter side resized to 20 makes it 40 x 20, and the 20 x 20 center crop is that middle
+    half, so red but for the blur bilinear filtering leaves at its two edges."""
+    pixels = np.zeros((50, 100, 3), np.uint8)
+    pixels[..., 2] = 255
+    pixels[:, 25:75] = (255, 0, 0)
+    if not landscape:
+        pixels = pixels.transpose(1, 0, 2).copy()
+    out = decode_image(png(pixels), (20, 20), resize_shorter=20)
+    assert out.shape == (20, 20, 3)
+    inner = out[:, 2:-2] if landscape else out[2:-2]
+    assert (inner == (255, 0, 0)).all()
+    edges = (out[:, [0, -1]] if landscape else out[[0, -1]]).reshape(-1, 3)
+    assert (edges[:, 2] > 0).all()  # blue bleeds in at both edges: the crop is centred

@@ -217,63 +217,75 @@ def test_the_onnx_wheels_light_models_fold_every_bn_after_a_conv(name):
     _assert_same(model, folded, feed)
 
 
-def _resnet18(torch):
-    """A post-activation ResNet-18 for 32x32 images, written here (not with skipfold's model
-    code), with random BN statistics."""
-    nn = torch.nn
-
-    class Block(nn.Module):
-        def __init__(self, cin: int, cout: int, stride: int) -> None:
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.down = (
-                nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                if stride != 1 or cin != cout
-                else nn.Identity()
-            )
-
-        def forward(self, x):
-            y = torch.relu(self.bn1(self.conv1(x)))
-            return torch.relu(self.bn2(self.conv2(y)) + self.down(x))
-
-    widths, layers, cin = (16, 32, 64, 128), [], 16
-    for i, width in enumerate(widths):
-        layers += [Block(cin, width, 1 if i == 0 else 2), Block(width, width, 1)]
-        cin = width
-    net = nn.Sequential(
-        nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(), *layers,
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10),
-    )  # fmt: skip
-    generator = torch.Generator().manual_seed(0)
-    for module in net.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            channels = module.num_features
-            gamma = torch.randn(channels, generator=generator)
-            gamma[:3] = torch.tensor([-1.5, 0.0, 1e-8])
-            module.weight.data, module.bias.data = gamma, torch.randn(channels, generator=generator)
-            module.running_mean = 0.5 * torch.randn(channels, generator=generator)
-            module.running_var = 0.5 + torch.rand(channels, generator=generator)
-    return net.eval()
-
-
 @pytest.mark.e2e
 def test_a_resnet18_exported_by_torch_folds_every_bn_and_matches_torch(tmp_path):
-    torch = pytest.importorskip("torch")
-    net = _resnet18(torch)
+    import torch
+
+    from tests.export import torch_nets
+
+    net = torch_nets.with_random_statistics(torch_nets.resnet18())
     images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    path = tmp_path / "resnet18.onnx"
-    torch.onnx.export(
-        net, (images,), str(path), input_names=["x"], output_names=["y"], dynamo=False,
-        do_constant_folding=False, training=torch.onnx.TrainingMode.EVAL,
-    )  # fmt: skip
-    model = onnx.load(str(path))
+    model = onnx.load(str(torch_nets.export(net, tmp_path / "resnet18.onnx")))
     assert _count(model) == 20  # the exporter kept every BN as a node
     folded, report = fold_batchnorms(model)
     assert _count(folded) == 0 and all(r.folded_into for r in report)
     with torch.no_grad():
         reference = net.double()(images.double()).numpy()  # float64: the independent reference
-    got = _outputs(folded, {"x": images.numpy()})[0]
+    got = _outputs(folded, {"input": images.numpy()})[0]
     assert np.abs(got - reference).max() <= 1e-4 * max(1.0, float(np.abs(reference).max()))
+
+
+def _mul_add_graph(rng: np.random.Generator) -> onnx.ModelProto:
+    """Conv -> Mul -> Add by per-channel constants ([C, 1, 1] and [1, C, 1, 1]), then a Mul by
+    a scalar after a second Conv, and an Add whose constant is not per-channel (kept)."""
+    conv1, inits1 = _conv("c1", "x", "h1", 4, 6, rng, pads=1, bias=False)
+    conv2, inits2 = _conv("c2", "h4", "h5", 6, 6, rng, pads=1)
+    constants = {
+        "m1": rng.normal(0, 1, (6, 1, 1)),
+        "a1": rng.normal(0, 1, (1, 6, 1, 1)),
+        "m2": np.array(-0.5),
+        "a2": rng.normal(0, 1, (8,)),  # broadcasts over the width: not per channel
+    }
+    inits = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in constants.items()]
+    nodes = [
+        conv1,
+        helper.make_node("Mul", ["h1", "m1"], ["h2"]),
+        helper.make_node("Add", ["a1", "h2"], ["h3"]),
+        helper.make_node("Relu", ["h3"], ["h4"]),
+        conv2,
+        helper.make_node("Mul", ["h5", "m2"], ["h6"]),
+        helper.make_node("Add", ["h6", "a2"], ["y"]),
+    ]
+    return _model(nodes, inits1 + inits2 + inits)
+
+
+def test_a_per_channel_mul_and_add_after_a_conv_are_folded_exactly():
+    from skipfold.export.graph_fold import fold_mul_add
+
+    model = _mul_add_graph(np.random.default_rng(3))
+    folded, count = fold_mul_add(model)
+    onnx.checker.check_model(folded)
+    assert count == 3
+    assert [n.op_type for n in folded.graph.node] == ["Conv", "Relu", "Conv", "Add"]
+    _assert_same(model, folded, FEED)
+
+
+def test_a_per_channel_mul_and_add_after_a_bn_merge_into_it():
+    """Caffe2's BN -> Mul -> Add (its SpatialBN then its scale and bias) as one BN."""
+    from skipfold.export.graph_fold import fold_mul_add
+
+    rng = np.random.default_rng(5)
+    bn, bn_inits = _bn("bn", "x", "h1", 4, rng)
+    constants = {"m": rng.normal(0, 1, (4, 1, 1)), "a": rng.normal(0, 1, (1, 4, 1, 1))}
+    inits = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in constants.items()]
+    nodes = [
+        bn,
+        helper.make_node("Mul", ["h1", "m"], ["h2"]),
+        helper.make_node("Add", ["h2", "a"], ["h3"]),
+        helper.make_node("Relu", ["h3"], ["y"]),
+    ]
+    model = _model(nodes, bn_inits + inits)
+    merged, count = fold_mul_add(model)
+    onnx.checker.check_model(merged)
+    assert count == 2 and [n.op_type for n in merged.graph.node] == ["BatchNormalization", "Relu"]
+    _assert_same(model, merged, FEED)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from skipfold.export.fold import fold_model
-from skipfold.export.onnx_graph import ImageClassifier, export_onnx, flops_per_image, op_counts
+from skipfold.export.graph_stats import flops_per_image, op_counts
+from skipfold.export.onnx_graph import ImageClassifier, export_onnx
 from skipfold.export.verify import random_images, reference_logits
 from skipfold.models import build_model
 from tests.export.conftest import randomize

@@ -22,13 +22,13 @@ def test_images_beyond_the_budget_wait(monkeypatch, budget_images, expected_peak
     lock, running, peak = threading.Lock(), [0], [0]
     real_to_array = decode.to_array
 
-    def counting_to_array(image, size):
+    def counting_to_array(image, size, resize_shorter=None):
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
         try:
             threading.Event().wait(0.05)  # long enough for the others to try to start
-            return real_to_array(image, size)
+            return real_to_array(image, size, resize_shorter)
         finally:
             with lock:
                 running[0] -= 1

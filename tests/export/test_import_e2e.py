@@ -1,0 +1,135 @@
+"""`skipfold import` on networks nobody here designed for it, end to end: written in the tests
+and exported by torch.onnx (ResNet-18 post- and pre-activation, MobileNetV2, DenseNet-BC,
+VGG-11 with BN) and the onnx wheel's light ShuffleNet (Caffe2, opset 9, fixed batch 1), each
+imported, then served by a real server and asked over /predict and tritonclient (HTTP, gRPC).
+The reference is the original file in ONNX Runtime, fed images this test preprocesses itself
+(Pillow, numpy)."""
+
+import httpx
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import tritonclient.grpc as triton_grpc
+import tritonclient.http as triton_http
+from PIL import Image
+
+from skipfold.cli import main
+from skipfold.export.import_options import PRESETS
+from skipfold.formats.model_card import ModelCard
+from tests.export import torch_nets
+from tests.export.test_graph_fold import _materialized
+from tests.helpers import Server, free_port, png
+
+pytestmark = pytest.mark.e2e
+
+CIFAR = PRESETS["cifar"]
+IMAGENET = PRESETS["imagenet"]
+SOURCES = {}  # name -> (original file, preset, resize_shorter, size)
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("import")
+    repo = folder / "repo"
+    for name, make in torch_nets.NETWORKS.items():
+        net = torch_nets.with_random_statistics(make(), seed=len(name))
+        path = torch_nets.export(net, folder / f"{name}.onnx")
+        assert main(["import", str(path), "--repo", str(repo), "--preprocess", "cifar"]) == 0
+        SOURCES[name] = (path, CIFAR, None, 32)
+    path = folder / "light_shufflenet.onnx"
+    onnx.save(_materialized("light_shufflenet"), str(path))
+    assert main(["import", str(path), "--repo", str(repo), "--name", "shufflenet"]) == 0
+    SOURCES["shufflenet"] = (path, IMAGENET, 256, 224)
+    return repo
+
+
+def _after_conv(path) -> int:
+    """BNs that read a Conv's output which nothing else reads (a shared output, such as a
+    pre-activation stem's, feeds the shortcut too: the fold cannot change it)."""
+    model = onnx.load(str(path))
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    readers = [name for n in model.graph.node for name in n.input]
+    bns = [n for n in model.graph.node if n.op_type == "BatchNormalization"]
+    return sum(producers.get(n.input[0]) == "Conv" and readers.count(n.input[0]) == 1 for n in bns)
+
+
+def test_every_bn_after_a_convolution_is_folded_and_the_rest_reported(imported):
+    for name, (path, *_) in SOURCES.items():
+        card = ModelCard.read(imported / name / "1" / "model.onnx")
+        report = card.fold_report
+        total = sum(n.op_type == "BatchNormalization" for n in onnx.load(str(path)).graph.node)
+        assert len(report) == total > 0, name
+        assert sum(entry.folded_into is not None for entry in report) >= _after_conv(path)
+        assert all(entry.reason for entry in report if entry.folded_into is None)
+        if name in ("resnet18", "mobilenet_v2", "vgg11_bn", "shufflenet"):  # all after convs
+            assert all(entry.folded_into for entry in report), name
+        assert card.verification.top1_agreement == 1.0
+
+
+def _reference(name: str, image: np.ndarray, decoded: bool = False) -> np.ndarray:
+    """The original graph's logits on `image` (uint8 HWC), preprocessed here as torchvision's
+    documentation says (Resize(int): the shorter side to it, the longer int(size * long /
+    short); CenterCrop), with Pillow and numpy; `decoded`: `image` is the input as it is."""
+    path, preset, resize, size = SOURCES[name]
+    picture = Image.fromarray(image)
+    if decoded:
+        pass
+    elif resize is None:
+        picture = picture.resize((size, size), Image.Resampling.BILINEAR)
+    else:
+        short, long = sorted(picture.size)
+        longer = int(resize * long / short)
+        portrait = picture.width <= picture.height
+        picture = picture.resize(
+            (resize, longer) if portrait else (longer, resize), Image.Resampling.BILINEAR
+        )
+        left = int(round((picture.width - size) / 2.0))  # noqa: RUF046 (torchvision's rounding)
+        top = int(round((picture.height - size) / 2.0))  # noqa: RUF046
+        picture = picture.crop((left, top, left + size, top + size))
+    pixels = (np.asarray(picture, np.float64) / 255 - preset.mean) / preset.std
+    batch = pixels.transpose(2, 0, 1)[None].astype(np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: batch})[0].reshape(-1)
+
+
+def _images(count: int, shape: tuple[int, int]) -> list[np.ndarray]:
+    """Smooth images (gradients and blobs), so that resizing changes them little."""
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]] / max(shape)
+    images = []
+    for _ in range(count):
+        a, b, c = rng.uniform(-3, 3, (3, 3))
+        channels = [np.sin(a[i] * x + b[i] * y + c[i]) for i in range(3)]
+        images.append(((np.stack(channels, -1) + 1) * 127.5).astype(np.uint8))
+    return images
+
+
+def test_imported_models_answer_predict_and_tritonclient_as_the_original(imported):
+    grpc_port = free_port()
+    server = Server(imported, "--grpc-port", str(grpc_port))
+    server.wait_ready(timeout=120)
+    try:
+        http_client = triton_http.InferenceServerClient(server.url.removeprefix("http://"))
+        grpc_client = triton_grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        for name, (_, _, resize, size) in SOURCES.items():
+            for image in _images(2, (size + 8, size + 20) if resize else (40, 48)):
+                expected = _reference(name, image)
+                answer = httpx.post(
+                    f"{server.url}/predict?model={name}&top_k=1",
+                    content=png(image),
+                    headers={"content-type": "image/png"},
+                ).json()["results"][0]["predictions"][0]
+                assert answer["index"] == int(expected.argmax()), name
+            tensors = np.stack(_images(1, (size, size)))
+            direct = _reference(name, tensors[0], decoded=True)
+            for client, module in ((http_client, triton_http), (grpc_client, triton_grpc)):
+                tensor = module.InferInput("images", list(tensors.shape), "UINT8")
+                tensor.set_data_from_numpy(tensors)
+                # the light model ends in a Softmax: its output is the probabilities
+                output = "probabilities" if name == "shufflenet" else "logits"
+                got = client.infer(name, [tensor]).as_numpy(output)[0]
+                scale = max(1.0, float(np.abs(direct).max()))
+                assert np.abs(got - direct).max() <= 1e-4 * scale, name
+    finally:
+        server.stop()
