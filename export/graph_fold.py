@@ -89,21 +89,27 @@ def _statistics(g: _Graph, bn: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray] 
 
 
 def _weights(g: _Graph, conv: onnx.NodeProto) -> np.ndarray | None:
-    """The Conv's weights, if they are a constant only this Conv reads."""
+    """The Conv's weights, if they are a constant only this Conv reads (and its bias, if any,
+    a constant)."""
     if len(conv.input) < 2 or g.array(conv.input[1]) is None:
         return None
     if any(n is not conv for n in g.readers(conv.input[1])):
         return None
-    if len(conv.input) > 2 and conv.input[2] and len(g.readers(conv.input[2])) > 1:
+    if len(conv.input) > 2 and conv.input[2] and g.array(conv.input[2]) is None:
         return None
     return g.array(conv.input[1])
 
 
 def _bias(g: _Graph, conv: onnx.NodeProto, channels: int) -> tuple[str, np.ndarray]:
-    """The Conv's bias constant (a new one of zeros where it has none)."""
-    if len(conv.input) > 2 and conv.input[2]:
-        return conv.input[2], g.array(conv.input[2])
+    """The Conv's bias constant: its own (a copy where other nodes read it too, as exporters
+    share one constant of zeros), or a new one of zeros where it has none."""
     name = f"{conv.output[0]}_folded_bias"
+    if len(conv.input) > 2 and conv.input[2]:
+        values = g.array(conv.input[2])
+        if len(g.readers(conv.input[2])) > 1:
+            conv.input[2] = name
+            return name, values
+        return conv.input[2], values
     if len(conv.input) == 2:
         conv.input.append(name)
     else:  # an empty name: the optional bias left out

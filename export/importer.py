@@ -28,6 +28,7 @@ from skipfold.export.onnx_source import (
     load_source,
     logits_output,
 )
+from skipfold.export.preact_fold import fold_preactivation
 from skipfold.export.preprocessing_graph import pixel_matrix, wrap
 from skipfold.export.verify import (
     MAX_ABS_LOGIT_DIFF,
@@ -154,6 +155,7 @@ def _build(plan: _Plan, options: ImportOptions, images: Sequence[Path]) -> Impor
     unfolded = wrap(source, image, plan.size, logits, ends_in_softmax, matrix, plan.output_rank)
     merged, mul_add_before = fold_mul_add(unfolded)  # into BNs and Convs, then BNs folded
     folded, report = fold_batchnorms(merged)
+    folded, report = fold_preactivation(folded, report)
     folded, mul_add_after = fold_mul_add(folded)  # into the Convs the BNs went into
     mul_add_folded = mul_add_before + mul_add_after
     onnx.checker.check_model(folded, full_check=True)

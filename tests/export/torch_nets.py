@@ -142,14 +142,17 @@ NETWORKS = {
 }
 
 
-def with_random_statistics(net: nn.Module, seed: int = 0) -> nn.Module:
-    """Random gammas (-1.5, 0 and 1e-8 among them), betas, means and variances; eval mode."""
+def with_random_statistics(net: nn.Module, seed: int = 0, typical: bool = False) -> nn.Module:
+    """Random gammas (-1.5, 0 and 1e-8 among them; `typical`: from 0.5 to 1.5, as trained
+    networks mostly have), betas, means and variances; eval mode."""
     generator = torch.Generator().manual_seed(seed)
     for module in net.modules():
         if isinstance(module, nn.BatchNorm2d):
             channels = module.num_features
             gamma = torch.randn(channels, generator=generator)
             gamma[:3] = torch.tensor([-1.5, 0.0, 1e-8])
+            if typical:
+                gamma = 0.5 + torch.rand(channels, generator=generator)
             module.weight.data, module.bias.data = gamma, torch.randn(channels, generator=generator)
             module.running_mean = 0.5 * torch.randn(channels, generator=generator)
             module.running_var = 0.5 + torch.rand(channels, generator=generator)
