@@ -22,6 +22,9 @@ MAX_JPEG_SCANS = 100
 _START_OF_SCAN = b"\xff\xda"  # 0xFF in entropy-coded data is always stuffed (0xFF00): no false hits
 
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}  # files read as images
+
+
 class ImageError(ValueError):
     """The data is not an image we can decode (HTTP 400 / 415)."""
 

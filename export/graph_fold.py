@@ -24,6 +24,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from skipfold.export.graph_nodes import padded
+
 
 @dataclass(frozen=True)
 class BatchNormReport:
@@ -132,13 +134,6 @@ def _fold_after(
     return True
 
 
-def _unpadded(conv: onnx.NodeProto) -> bool:
-    attributes = {a.name: a for a in conv.attribute}
-    if "auto_pad" in attributes and attributes["auto_pad"].s not in (b"NOTSET", b"VALID"):
-        return False
-    return not any(attributes["pads"].ints) if "pads" in attributes else True
-
-
 def _fold_before(
     g: _Graph,
     convs: list[onnx.NodeProto],
@@ -202,7 +197,7 @@ def fold_batchnorms(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[Batch
             readers
             and bn.output[0] not in g.outputs
             and all(r.op_type == "Conv" and r.input[0] == bn.output[0] for r in readers)
-            and all(_unpadded(r) for r in readers)
+            and not any(padded(r) for r in readers)
             and _fold_before(g, readers, bn, scale, shift)
         ):
             into = ", ".join(_label(r) for r in readers)
@@ -224,11 +219,9 @@ def _per_channel(g: _Graph, node: onnx.NodeProto, channels: int) -> np.ndarray |
     constant = values[0] if values[0] is not None else values[1]
     if constant.size == 1:
         return np.full(channels, float(constant.reshape(-1)[0]))
-    squeezed = constant.reshape([d for d in constant.shape if d != 1] or [1])
-    trailing = constant.shape[-2:] if constant.ndim >= 3 else None
-    if squeezed.shape != (channels,) or trailing != (1, 1) or constant.ndim > 4:
-        return None
-    return squeezed
+    if constant.shape not in ((channels, 1, 1), (1, channels, 1, 1)):
+        return None  # [C] or [C, 1, 1, 1] would broadcast over another axis
+    return constant.reshape(channels)
 
 
 def _merge_into_bn(

@@ -12,6 +12,7 @@ from skipfold.common import arguments
 from skipfold.common.model_flags import add_field_flags, given
 from skipfold.export.cli import NAME_CHECK, add_repository_arguments
 from skipfold.export.import_options import ImportOptions
+from skipfold.export.options import PrecisionOptions
 from skipfold.formats.model_card import FoldedBatchNorm
 
 
@@ -38,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_repository_arguments(parser)
     add_field_flags(parser, ImportOptions, ImportOptions.model_fields, types=NAME_CHECK)
+    reduced = parser.add_argument_group("int8", "calibration and the accuracy it must keep")
+    add_field_flags(reduced, PrecisionOptions, PrecisionOptions.model_fields)
     parser.add_argument(
         "--classes",
         type=arguments.checked(read_classes),
@@ -64,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
     from skipfold.export.importer import import_model
 
     options = ImportOptions(**given(args, ImportOptions))
+    precision = PrecisionOptions(**given(args, PrecisionOptions))
     imported, version, path = import_model(
-        Path(args.model), args.repo, options, args.classes, args.verify_images or ()
+        Path(args.model), args.repo, options, args.classes, args.verify_images or (), precision
     )
     card = imported.card
     source, check = card.imported_from, card.verification
@@ -92,6 +96,16 @@ def run(args: argparse.Namespace) -> int:
         f"optimizations): max |logit diff| {check.max_abs_logit_diff:.2e} (tolerance "
         f"{check.tolerance:.2g}), top-1 agreement {100 * check.top1_agreement:.1f}%"
     )
+    if card.accuracy_check:
+        accuracy = card.accuracy_check
+        labels = accuracy.labelled_by == "labels"
+        against = "their labels" if labels else "the float32 graph's top-1"
+        print(
+            f"int8: calibrated on {card.quantization.calibration_images} images; on "
+            f"{accuracy.images} images against {against}: "
+            f"{100 * accuracy.reference_accuracy:.2f}% (fp32) -> {100 * accuracy.accuracy:.2f}% "
+            f"(int8), drop {accuracy.drop_points:.2f} points (limit {accuracy.max_drop_points:g})"
+        )
     print(f"wrote {path} (version {version}, {len(imported.model_bytes) / 1e6:.2f} MB)")
     sys.stdout.flush()
     return 0

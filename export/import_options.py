@@ -8,9 +8,10 @@ crop stay in the server's decoder (Pillow, as most networks were trained) and th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from skipfold.export.options import DEFAULT_MAX_BATCH_SIZE, MIN_OPSET
 from skipfold.formats.model_repository import check_name
@@ -90,11 +91,31 @@ class ImportOptions(BaseModel):
         ge=MIN_OPSET,
         description="older graphs are converted to this opset with onnx's version converter",
     )
+    precision: Literal["fp32", "int8"] = Field(
+        "fp32",
+        description="int8: ONNX Runtime's static quantization of the verified float32 graph "
+        "(QDQ, int8 weights per channel), calibrated on --calibration-dir and refused past "
+        "--max-accuracy-drop; its name gets '-int8'",
+    )
+    calibration_dir: Path | None = Field(
+        None,
+        description="int8: images to calibrate on and check with; in folders named as the "
+        "classes, the check is their accuracy, else agreement with the float32 graph",
+        json_schema_extra={"metavar": "DIR"},
+    )
 
     @field_validator("name")
     @classmethod
     def _valid_name(cls, name: str | None) -> str | None:
         return name if name is None else check_name(name)
+
+    @model_validator(mode="after")
+    def _calibration_for_int8(self) -> ImportOptions:
+        if self.precision == "int8" and self.calibration_dir is None:
+            raise ValueError(
+                "--precision int8 needs --calibration-dir DIR (images to calibrate on)"
+            )
+        return self
 
     @field_validator("std")
     @classmethod

@@ -20,6 +20,7 @@ from skipfold.common.io import file_sha256
 from skipfold.export.graph_fold import fold_batchnorms, fold_mul_add
 from skipfold.export.graph_stats import flops_per_image, op_counts, parameter_count
 from skipfold.export.import_options import ImportOptions
+from skipfold.export.import_precision import CalibrationImages, calibration_images, int8_import
 from skipfold.export.onnx_source import (
     ImageInput,
     SourceError,
@@ -28,6 +29,7 @@ from skipfold.export.onnx_source import (
     load_source,
     logits_output,
 )
+from skipfold.export.options import PrecisionOptions
 from skipfold.export.preact_fold import fold_preactivation
 from skipfold.export.preprocessing_graph import pixel_matrix, wrap
 from skipfold.export.verify import (
@@ -47,6 +49,8 @@ from skipfold.formats.model_card import (
 )
 from skipfold.formats.model_repository import ModelRepository
 
+DEFAULT_PRECISION = PrecisionOptions()
+
 
 @dataclass(frozen=True)
 class ImportedModel:
@@ -64,6 +68,7 @@ class _Plan:
     source_opset: int  # the file's own, before any conversion
     image: ImageInput
     output_rank: int  # 2, or 4 for [N, classes, 1, 1]
+    calibration: CalibrationImages | None  # int8
     name: str
     size: tuple[int, int]
     classes: list[str]
@@ -78,10 +83,10 @@ def _plan(path: Path, options: ImportOptions, classes: Sequence[str] | None) -> 
     size = (image.height, image.width)
     if options.center_crop is not None:
         crop = (options.center_crop, options.center_crop)
-        if None not in size and size != crop:
+        if any(fixed is not None and fixed != options.center_crop for fixed in size):
+            fixed = "x".join("?" if d is None else str(d) for d in size)
             raise SourceError(
-                f"--center-crop {options.center_crop} contradicts the graph's fixed input of "
-                f"{size[0]}x{size[1]}"
+                f"--center-crop {options.center_crop} contradicts the graph's input of {fixed}"
             )
         size = crop
     if None in size:
@@ -90,11 +95,14 @@ def _plan(path: Path, options: ImportOptions, classes: Sequence[str] | None) -> 
             "size it was trained at)"
         )
     if image.elem_type == onnx.TensorProto.UINT8 and (
-        options.mean is not None or options.std is not None or image.channels != 3
+        options.mean is not None
+        or options.std is not None
+        or options.channel_order != "rgb"
+        or image.channels != 3
     ):
         raise SourceError(
-            f"{path}: its input takes uint8 pixels, so it standardizes them itself: --mean "
-            "and --std do not apply, and it needs 3 channels"
+            f"{path}: its input takes uint8 pixels as they are (RGB), so it standardizes them "
+            "itself: --mean, --std and --channel-order do not apply, and it needs 3 channels"
         )
     options.standardization(image.channels)  # a contradiction is refused before any work
     count, rank = check_runs(model, image, size, path)
@@ -102,8 +110,12 @@ def _plan(path: Path, options: ImportOptions, classes: Sequence[str] | None) -> 
     if len(classes) != count:
         raise SourceError(f"--classes names {len(classes)} classes; the graph gives {count}")
     max_batch_size = options.max_batch_size if image.batch is None else 1
-    name = options.name or path.stem
-    return _Plan(path, model, opset, image, rank, name, size, classes, max_batch_size)
+    calibration = None
+    if options.precision == "int8":
+        resize = options.resize_for(min(size))
+        calibration = calibration_images(options.calibration_dir, classes, size, resize)
+    name = options.name or path.stem + ("-int8" if options.precision == "int8" else "")
+    return _Plan(path, model, opset, image, rank, calibration, name, size, classes, max_batch_size)
 
 
 def _outputs(model_bytes: bytes, images: np.ndarray, batch: int) -> tuple[np.ndarray, ...]:
@@ -146,7 +158,12 @@ def build(
     return _build(_plan(path, options, classes), options, images)
 
 
-def _build(plan: _Plan, options: ImportOptions, images: Sequence[Path]) -> ImportedModel:
+def _build(
+    plan: _Plan,
+    options: ImportOptions,
+    images: Sequence[Path],
+    precision: PrecisionOptions = DEFAULT_PRECISION,
+) -> ImportedModel:
     path, source, image = plan.path, plan.source, plan.image
     logits, ends_in_softmax = logits_output(source, path, plan.output_rank)
     mean, std = options.standardization(image.channels)
@@ -165,6 +182,9 @@ def _build(plan: _Plan, options: ImportOptions, images: Sequence[Path]) -> Impor
     )
     batch = 64 if image.batch is None else 1
     verification = _verify(unfolded.SerializeToString(), folded.SerializeToString(), check, batch)
+    reduced: dict = {}
+    if plan.calibration is not None:
+        folded, reduced = int8_import(folded, plan.calibration, precision, batch)
     if not is_float:
         mean, std = [0.0] * 3, [1 / 255] * 3
     card = ModelCard(
@@ -196,6 +216,8 @@ def _build(plan: _Plan, options: ImportOptions, images: Sequence[Path]) -> Impor
             outputs="probabilities" if ends_in_softmax else "logits",
         ),
         fold_report=[FoldedBatchNorm(**vars(entry)) for entry in report],
+        precision=options.precision,
+        **reduced,
     )
     onnx.helper.set_model_props(folded, card.to_metadata())
     folded.producer_name, folded.producer_version = "skipfold", __version__
@@ -208,6 +230,7 @@ def import_model(
     options: ImportOptions,
     classes: Sequence[str] | None = None,
     images: Sequence[Path] = (),
+    precision: PrecisionOptions = DEFAULT_PRECISION,
 ) -> tuple[ImportedModel, int, Path]:
     """Check, build and verify, then add the model to `repo` as the next version of its name.
     A name already taken by a model of another signature is refused before the work."""
@@ -217,8 +240,9 @@ def import_model(
         "classes": plan.classes,
         "input_size": plan.size,
         "max_batch_size": plan.max_batch_size,
+        "parameters": {"precision": "int8"} if options.precision == "int8" else {},
     }
     repository.check_publishable(plan.name, **publishing)
-    imported = _build(plan, options, images)
+    imported = _build(plan, options, images, precision)
     version, written = repository.publish(plan.name, imported.model_bytes, **publishing)
     return imported, version, written

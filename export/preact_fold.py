@@ -32,30 +32,12 @@ from skipfold.export.graph_fold import (
     _statistics,
     _weights,
 )
+from skipfold.export.graph_nodes import attribute, padded, plain_gemm, spatial_mean
 
 MAX_STREAM_OFFSET_RATIO = 16.0  # as export/fold.py: the stream loses at most ~4 bits
 PASS_SCALE = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}
 PASS_OFFSET = {"MaxPool", "GlobalAveragePool", "GlobalMaxPool", "Identity"}
 GLOBAL_POOLS = ("GlobalAveragePool", "GlobalMaxPool")
-
-
-def _attr(node: onnx.NodeProto, name: str, default):
-    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
-
-
-def _padded(node: onnx.NodeProto) -> bool:
-    auto_pad = _attr(node, "auto_pad", b"NOTSET")
-    return auto_pad not in (b"NOTSET", b"VALID") or any(_attr(node, "pads", []))
-
-
-def _spatial_mean(g: _Graph, node: onnx.NodeProto) -> bool:
-    """A ReduceMean over height and width (global average pooling, as exporters write it)."""
-    if node.op_type != "ReduceMean":
-        return False
-    axes = _attr(node, "axes", None)
-    if axes is None and len(node.input) > 1 and g.array(node.input[1]) is not None:
-        axes = g.array(node.input[1]).astype(int).tolist()
-    return axes is not None and sorted(a % 4 for a in axes) == [2, 3]
 
 
 def _channels_kept(g: _Graph, node: onnx.NodeProto) -> bool:
@@ -64,7 +46,7 @@ def _channels_kept(g: _Graph, node: onnx.NodeProto) -> bool:
     if node.op_type != "Flatten":
         return True
     producer = g.producer(node.input[0])
-    return producer is not None and (producer.op_type in GLOBAL_POOLS or _spatial_mean(g, producer))
+    return producer is not None and (producer.op_type in GLOBAL_POOLS or spatial_mean(g, producer))
 
 
 def _scale_sinks(g: _Graph, value: str) -> list[onnx.NodeProto] | str:
@@ -80,10 +62,12 @@ def _scale_sinks(g: _Graph, value: str) -> list[onnx.NodeProto] | str:
             if reader.input[0] != current:
                 return f"its ReLU's output feeds {reader.op_type} as a weight"
             if reader.op_type in ("Conv", "Gemm") and _weights(g, reader) is not None:
+                if reader.op_type == "Gemm" and not plain_gemm(reader):
+                    return "its ReLU's output feeds a Gemm with alpha, beta or transA"
                 sinks.append(reader)
             elif (
                 reader.op_type in PASS_SCALE
-                or _spatial_mean(g, reader)
+                or spatial_mean(g, reader)
                 or (reader.op_type == "Flatten" and _channels_kept(g, reader))
             ):
                 pending.append(reader.output[0])
@@ -95,12 +79,12 @@ def _scale_sinks(g: _Graph, value: str) -> list[onnx.NodeProto] | str:
 def _scale_inputs(g: _Graph, node: onnx.NodeProto, scale: np.ndarray, edits: dict) -> None:
     weights = edits.get(node.input[1], g.array(node.input[1]))
     if node.op_type == "Gemm":
-        axis = 0 if _attr(node, "transB", 0) == 0 else 1
+        axis = 0 if attribute(node, "transB", 0) == 0 else 1
         shape = [1, 1]
         shape[axis] = -1
         edits[node.input[1]] = weights * scale.reshape(shape)
         return
-    group = _attr(node, "group", 1)
+    group = attribute(node, "group", 1)
     per_group, outputs = weights.shape[1], weights.shape[0] // group
     w = weights.reshape(group, outputs, per_group, -1) * scale.reshape(group, 1, per_group, 1)
     edits[node.input[1]] = w.reshape(weights.shape)
@@ -148,6 +132,28 @@ def _offset_source(g: _Graph, x: str) -> onnx.NodeProto | None:
     return None
 
 
+def _absorb_in_bias(
+    g: _Graph, node: onnx.NodeProto, shift: np.ndarray, edits: dict, attach: dict
+) -> str | None:
+    """An unpadded Conv or a plain Gemm takes an input offset back in its bias; why not."""
+    op = node.op_type
+    if op == "Gemm" and not plain_gemm(node):
+        return f"the offset would reach {_label(node)}, a Gemm with alpha, beta or transA"
+    if op == "Conv" and padded(node):
+        return f"the offset would reach {_label(node)}, which pads with zeros"
+    weights = edits.get(node.input[1], g.array(node.input[1]))
+    if op == "Gemm":
+        taken = weights.T @ shift if attribute(node, "transB", 0) == 0 else weights @ shift
+    else:
+        group = attribute(node, "group", 1)
+        per_group, outputs = weights.shape[1], weights.shape[0] // group
+        w = weights.reshape(group, outputs, per_group, -1).sum(axis=3)
+        taken = (w * shift.reshape(group, 1, per_group)).sum(axis=2).reshape(-1)
+    name = _planned_bias(g, node, len(taken), edits, attach)
+    edits[name] = edits[name] - taken
+    return None
+
+
 def _propagate(
     g: _Graph, x: str, delta: np.ndarray, bn: onnx.NodeProto, edits: dict, attach: dict
 ) -> str | None:
@@ -166,32 +172,23 @@ def _propagate(
         op, shift = node.op_type, carried[0]
         if op == "BatchNormalization":
             mean = edits.get(node.input[3], g.array(node.input[3]))
-            if mean is None:
-                return f"{_label(node)} has no constant mean to take the offset"
+            if mean is None or len(g.readers(node.input[3])) > 1:
+                return f"{_label(node)} has no mean of its own to take the offset"
             edits[node.input[3]] = mean + shift
         elif op == "Add":
             parts = [c for c in carried if c is not None]
             offsets[node.output[0]] = np.sum(parts, axis=0)
         elif (
             op in PASS_OFFSET
-            or (op == "AveragePool" and not _padded(node))
-            or _spatial_mean(g, node)
+            or (op == "AveragePool" and not padded(node))
+            or spatial_mean(g, node)
             or (op == "Flatten" and _channels_kept(g, node))
         ):
             offsets[node.output[0]] = shift
         elif op in ("Conv", "Gemm") and _weights(g, node) is not None:
-            if op == "Conv" and _padded(node):
-                return f"the offset would reach {_label(node)}, which pads with zeros"
-            weights = edits.get(node.input[1], g.array(node.input[1]))
-            if op == "Gemm":
-                taken = weights.T @ shift if _attr(node, "transB", 0) == 0 else weights @ shift
-            else:
-                group = _attr(node, "group", 1)
-                per_group, outputs = weights.shape[1], weights.shape[0] // group
-                w = weights.reshape(group, outputs, per_group, -1).sum(axis=3)
-                taken = (w * shift.reshape(group, 1, per_group)).sum(axis=2).reshape(-1)
-            name = _planned_bias(g, node, len(taken), edits, attach)
-            edits[name] = edits[name] - taken
+            why = _absorb_in_bias(g, node, shift, edits, attach)
+            if why is not None:
+                return why
         else:
             return f"the offset would reach {_label(node)}"
     reached = next((name for name in offsets if name in g.outputs), None)
@@ -216,7 +213,7 @@ def _fold_one(g: _Graph, bn: onnx.NodeProto, allow_residue: bool) -> str | None:
     if source is None:
         return "nothing before it can carry its offset (no Conv makes its input)"
     mean, var = g.array(bn.input[3]), g.array(bn.input[4])
-    eps = _attr(bn, "epsilon", 1e-5)
+    eps = attribute(bn, "epsilon", 1e-5)
     nonzero = scale != 0
     safe = np.where(nonzero, scale, 1.0)
     offset = np.where(nonzero, shift / safe, 0.0)

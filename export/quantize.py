@@ -28,16 +28,16 @@ def calibration_sample(images: np.ndarray, count: int, seed: int = 0) -> np.ndar
     return images[np.sort(chosen)]
 
 
-def _reader(images: np.ndarray):  # -> onnxruntime.quantization.CalibrationDataReader
+def _reader(images: np.ndarray, batch: int):  # -> onnxruntime.quantization.CalibrationDataReader
     from onnxruntime.quantization import CalibrationDataReader
 
     class Batches(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = iter(range(0, len(images), _BATCH))
+            self.batches = iter(range(0, len(images), batch))
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             start = next(self.batches, None)
-            return None if start is None else {INPUT_NAME: images[start : start + _BATCH]}
+            return None if start is None else {INPUT_NAME: images[start : start + batch]}
 
     return Batches()
 
@@ -47,9 +47,11 @@ def quantize_int8(
     calibration_images: np.ndarray,
     method: CalibrationMethod = "percentile",
     activations: ActivationType = "uint8",
+    batch: int = _BATCH,
 ) -> onnx.ModelProto:
     """The int8 QDQ graph of `float_model` (uint8 NHWC images in, as the float graph),
-    weights int8 per channel, activations `activations` as calibrated by `method`."""
+    weights int8 per channel, activations `activations` as calibrated by `method`, fed `batch`
+    images at a time (1 for a graph whose batch is fixed at 1)."""
     from onnxruntime.quantization import CalibrationMethod as Method
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -68,7 +70,7 @@ def quantize_int8(
         quantize_static(
             prepared,
             target,
-            _reader(calibration_images),
+            _reader(calibration_images, batch),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,

@@ -47,7 +47,7 @@ class Quantization(BaseModel):
     weights: str = "int8, per channel"
     activations: str  # "uint8" or "int8", per tensor
     calibration_method: str  # minmax, entropy, percentile
-    calibration_images: int  # drawn at random from the run's training images
+    calibration_images: int  # at random from the run's training images (import: its folder)
 
 
 class AccuracyCheck(BaseModel):
@@ -58,6 +58,9 @@ class AccuracyCheck(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     images: int
+    # "labels": the images' own (the run's test set; an import's class folders); "float32
+    # top-1": an import's unlabelled images, the float32 graph's predictions taken as labels
+    labelled_by: Literal["labels", "float32 top-1"] = "labels"
     reference_accuracy: float  # the float32 graph's
     accuracy: float
     top1_agreement: float

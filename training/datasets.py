@@ -19,6 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from skipfold.common.images import IMAGE_SUFFIXES
 from skipfold.common.io import atomic_path
 from skipfold.training.config import DATASETS
 
@@ -202,8 +203,6 @@ def _download_cifar(spec: dict, data_dir: Path) -> None:
 
 
 # --- image folders -----------------------------------------------------------------------------
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
 def _list_images(root: Path, classes: list[str]) -> list[tuple[Path, int]]:

@@ -166,6 +166,16 @@ BAD = {
         ("--mean", "0.5,0.5,0.5"),
         "--mean has 3 numbers, but the graph's input has 1 channel",
     ),
+    "uint8 input with bgr": (
+        lambda p: _pooling_graph(p, layout="NHWC", elem=TensorProto.UINT8),
+        ("--preprocess", "none", "--channel-order", "bgr"),
+        "--channel-order do not apply",
+    ),
+    "crop against a fixed height": (
+        lambda p: _pooling_graph(p, size=(8, "w")),
+        ("--center-crop", "6"),
+        "contradicts the graph's input of 8x?",
+    ),
     "dynamic size": (
         lambda p: _pooling_graph(p, size=("h", "w")),
         (),

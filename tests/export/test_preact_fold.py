@@ -110,6 +110,18 @@ def test_by_default_only_bns_that_leave_nothing_behind_fold():
     _assert_same(typical, folded, FEED)
 
 
+def test_a_gemm_with_a_beta_keeps_the_bn_before_it():
+    """The fold assumes a Gemm computes A W' + C: with beta 0.5 the final BN stays."""
+    model = _preact_net(np.random.default_rng(8))
+    gemm = next(n for n in model.graph.node if n.op_type == "Gemm")
+    gemm.attribute.append(helper.make_attribute("beta", 0.5))
+    folded, report = fold_preactivation(*fold_batchnorms(model), allow_residue=True)
+    kept = [entry for entry in report if entry.folded_into is None]
+    assert [e.name for e in kept] == ["BatchNormalization final"]
+    assert "alpha, beta or transA" in kept[0].reason
+    _assert_same(model, folded, FEED)
+
+
 def test_a_bn_on_the_graph_input_is_kept_with_its_reason():
     rng = np.random.default_rng(4)
     bn, bn_inits = _bn("bn", "x", "h", 4, rng)
