@@ -69,13 +69,19 @@ class _Plan:
     image: ImageInput
     output_rank: int  # 2, or 4 for [N, classes, 1, 1]
     calibration: CalibrationImages | None  # int8
+    verify_images: np.ndarray  # --verify-images, decoded as the server decodes them
     name: str
     size: tuple[int, int]
     classes: list[str]
     max_batch_size: int
 
 
-def _plan(path: Path, options: ImportOptions, classes: Sequence[str] | None) -> _Plan:
+def _plan(
+    path: Path,
+    options: ImportOptions,
+    classes: Sequence[str] | None,
+    images: Sequence[Path] = (),
+) -> _Plan:
     model, opset = load_source(path, options.opset)
     image = image_input(model, path)
     if image.batch not in (None, 1):
@@ -110,12 +116,16 @@ def _plan(path: Path, options: ImportOptions, classes: Sequence[str] | None) -> 
     if len(classes) != count:
         raise SourceError(f"--classes names {len(classes)} classes; the graph gives {count}")
     max_batch_size = options.max_batch_size if image.batch is None else 1
+    resize = options.resize_for(min(size))
     calibration = None
     if options.precision == "int8":
-        resize = options.resize_for(min(size))
         calibration = calibration_images(options.calibration_dir, classes, size, resize)
+    verify_images = image_files(images, size, resize)
     name = options.name or path.stem + ("-int8" if options.precision == "int8" else "")
-    return _Plan(path, model, opset, image, rank, calibration, name, size, classes, max_batch_size)
+    return _Plan(
+        path, model, opset, image, rank, calibration, verify_images, name, size, classes,
+        max_batch_size,
+    )  # fmt: skip
 
 
 def _outputs(model_bytes: bytes, images: np.ndarray, batch: int) -> tuple[np.ndarray, ...]:
@@ -135,7 +145,7 @@ def _verify(unfolded: bytes, folded: bytes, images: np.ndarray, batch: int) -> V
     same = got.argmax(1) == want.argmax(1)
     if not np.isfinite(diff) or diff > tolerance or not same.all():
         raise VerificationError(
-            f"the folded graph disagrees with the original on {len(images)} images: max |logit "
+            f"the folded graph disagrees with the unfolded one on {len(images)} images: max |logit "
             f"difference| {diff:.3g} (tolerance {tolerance:.3g}), top-1 agreement "
             f"{100 * same.mean():.1f}%; nothing written"
         )
@@ -155,14 +165,11 @@ def build(
     images: Sequence[Path] = (),
 ) -> ImportedModel:
     """The imported, folded and verified graph with its card (nothing written)."""
-    return _build(_plan(path, options, classes), options, images)
+    return _build(_plan(path, options, classes, images), options)
 
 
 def _build(
-    plan: _Plan,
-    options: ImportOptions,
-    images: Sequence[Path],
-    precision: PrecisionOptions = DEFAULT_PRECISION,
+    plan: _Plan, options: ImportOptions, precision: PrecisionOptions = DEFAULT_PRECISION
 ) -> ImportedModel:
     path, source, image = plan.path, plan.source, plan.image
     logits, ends_in_softmax = logits_output(source, path, plan.output_rank)
@@ -177,9 +184,7 @@ def _build(
     mul_add_folded = mul_add_before + mul_add_after
     onnx.checker.check_model(folded, full_check=True)
     resize = options.resize_for(min(plan.size))
-    check = np.concatenate(
-        [random_images(RANDOM_IMAGES, plan.size), image_files(images, plan.size, resize)]
-    )
+    check = np.concatenate([random_images(RANDOM_IMAGES, plan.size), plan.verify_images])
     batch = 64 if image.batch is None else 1
     verification = _verify(unfolded.SerializeToString(), folded.SerializeToString(), check, batch)
     reduced: dict = {}
@@ -234,7 +239,7 @@ def import_model(
 ) -> tuple[ImportedModel, int, Path]:
     """Check, build and verify, then add the model to `repo` as the next version of its name.
     A name already taken by a model of another signature is refused before the work."""
-    plan = _plan(path, options, classes)
+    plan = _plan(path, options, classes, images)
     repository = ModelRepository(repo)
     publishing = {
         "classes": plan.classes,
@@ -243,6 +248,6 @@ def import_model(
         "parameters": {"precision": "int8"} if options.precision == "int8" else {},
     }
     repository.check_publishable(plan.name, **publishing)
-    imported = _build(plan, options, images, precision)
+    imported = _build(plan, options, precision)
     version, written = repository.publish(plan.name, imported.model_bytes, **publishing)
     return imported, version, written

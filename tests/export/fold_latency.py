@@ -26,7 +26,7 @@ def _graphs(source: Path) -> tuple[bytes, bytes, int]:
     logits, softmax = logits_output(plan.source, source, plan.output_rank)
     matrix = pixel_matrix(3, "rgb", *options.standardization(3))
     unfolded = wrap(plan.source, plan.image, plan.size, logits, softmax, matrix, plan.output_rank)
-    folded = importer._build(plan, options, ())
+    folded = importer._build(plan, options)
     left = sum(entry.folded_into is None for entry in folded.card.fold_report)
     return unfolded.SerializeToString(), folded.model_bytes, left
 

@@ -258,3 +258,13 @@ def test_a_tf2onnx_style_nhwc_graph_with_mul_add_bns_imports_folded(tmp_path):
     original = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     expected = original.run(None, {"x": pixels})[0]
     np.testing.assert_allclose(_run(imported.model_bytes, IMAGES)[0], expected, atol=1e-5)
+
+
+def test_a_corrupt_verify_image_is_refused_before_the_fold(tmp_path, capsys):
+    model = _bn_graph(tmp_path / "bn.onnx", [1.0, 2.0, 0.5])
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    code, repo = _cli(tmp_path, model, "--verify-images", str(broken))
+    err = capsys.readouterr().err
+    assert code == 2 and "broken.png" in err and err.count("\n") == 1
+    assert not repo.exists()
