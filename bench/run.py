@@ -27,12 +27,23 @@ from skipfold.bench.variants import (
     torch_variants,
 )
 from skipfold.formats.model_card import ModelCard
+from skipfold.formats.model_config import RepositoryError
 from skipfold.formats.model_repository import ModelRepository
 from skipfold.service.runtime import OPENVINO, Runner, create_session, resolve_providers
+from skipfold.service.signature import read_signature
+
+
+def _image_classifier(path: Path) -> bool:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    try:
+        return read_signature(session, None, str(path)).image_size() is not None
+    except RepositoryError:  # tensors skipfold does not serve
+        return False
 
 
 def repo_models(config: BenchConfig) -> dict[str, Path]:
-    """name -> the latest version's model.onnx, of the models asked for."""
+    """name -> the latest version's model.onnx, of the models asked for (image classifiers
+    only: the others a repository may hold are left out unless asked for, then refused)."""
     found = ModelRepository(config.repo).latest()
     if config.models:
         missing = [m for m in config.models if m not in found]
@@ -41,6 +52,13 @@ def repo_models(config: BenchConfig) -> dict[str, Path]:
                 f"not in {config.repo}: {', '.join(missing)} (it has {', '.join(found)})"
             )
         found = {m: found[m] for m in config.models}
+    others = [name for name, path in found.items() if not _image_classifier(path)]
+    if config.models and others:
+        raise ValueError(
+            f"{', '.join(others)}: not image classifiers (one uint8 [N, H, W, 3] input); "
+            "skipfold bench compares those"
+        )
+    found = {name: path for name, path in found.items() if name not in others}
     if not found:
         raise ValueError(f"{config.repo} holds no models; export some with skipfold export")
     if config.http_model and config.http_model not in found:

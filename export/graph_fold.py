@@ -44,6 +44,7 @@ class _Graph:
         self.graph = model.graph
         self.constants = {t.name: t for t in self.graph.initializer}
         self.outputs = {o.name for o in self.graph.output}
+        self._channels: dict[str, int] | None = None  # by shape inference, when first asked
 
     def readers(self, value: str) -> list[onnx.NodeProto]:
         return [n for n in self.graph.node if value in n.input]
@@ -54,6 +55,17 @@ class _Graph:
     def array(self, name: str) -> np.ndarray | None:
         tensor = self.constants.get(name)
         return None if tensor is None else numpy_helper.to_array(tensor).astype(np.float64)
+
+    def channels(self, value: str) -> int | None:
+        """The size of `value`'s second (channel) dimension where shape inference knows it."""
+        if self._channels is None:
+            inferred = onnx.shape_inference.infer_shapes(self.model).graph
+            self._channels = {}
+            for info in [*inferred.value_info, *inferred.input, *inferred.output]:
+                dims = info.type.tensor_type.shape.dim
+                if len(dims) > 1 and dims[1].HasField("dim_value"):
+                    self._channels[info.name] = dims[1].dim_value
+        return self._channels.get(value)
 
     def only_reader(self, value: str, node: onnx.NodeProto) -> bool:
         return value not in self.outputs and self.readers(value) == [node]

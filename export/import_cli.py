@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_repository_arguments(parser)
     add_field_flags(parser, ImportOptions, ImportOptions.model_fields, types=NAME_CHECK)
-    reduced = parser.add_argument_group("int8", "calibration and the accuracy it must keep")
+    reduced = parser.add_argument_group("int8, fp16", "calibration and the accuracy it must keep")
     add_field_flags(reduced, PrecisionOptions, PrecisionOptions.model_fields)
     parser.add_argument(
         "--classes",
@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     if card.resize_shorter:
         resize = f"shorter side to {card.resize_shorter}, center crop {height}x{width}"
     print(
-        f"input: uint8 [N, {height}, {width}, 3] ({resize} by the server's decoder); "
+        f"input: uint8 [{1 if imported.fixed_batch else 'N'}, {height}, {width}, 3] ({resize} by "
+        "the server's decoder); "
         f"mean {card.mean}, std {card.std}, {source.channel_order.upper()}, inside the graph"
     )
     print(
@@ -100,11 +101,16 @@ def run(args: argparse.Namespace) -> int:
         accuracy = card.accuracy_check
         labels = accuracy.labelled_by == "labels"
         against = "their labels" if labels else "the float32 graph's top-1"
+        calibrated = (
+            f"calibrated on {card.quantization.calibration_images} images; "
+            if card.quantization
+            else ""
+        )
         print(
-            f"int8: calibrated on {card.quantization.calibration_images} images; on "
-            f"{accuracy.images} images against {against}: "
+            f"{card.precision}: {calibrated}on {accuracy.images} images against {against}: "
             f"{100 * accuracy.reference_accuracy:.2f}% (fp32) -> {100 * accuracy.accuracy:.2f}% "
-            f"(int8), drop {accuracy.drop_points:.2f} points (limit {accuracy.max_drop_points:g})"
+            f"({card.precision}), drop {accuracy.drop_points:.2f} points (limit "
+            f"{accuracy.max_drop_points:g})"
         )
     print(f"wrote {path} (version {version}, {len(imported.model_bytes) / 1e6:.2f} MB)")
     sys.stdout.flush()

@@ -84,23 +84,25 @@ class ImportOptions(BaseModel):
     max_batch_size: int = Field(
         DEFAULT_MAX_BATCH_SIZE,
         ge=1,
-        description="Triton's max_batch_size in config.pbtxt (1 when the graph's batch is fixed)",
+        description="Triton's max_batch_size in config.pbtxt (0 when the graph's batch is fixed "
+        "at one: its dims then hold the batch, as Triton requires)",
     )
     opset: int = Field(
         MIN_OPSET,
         ge=MIN_OPSET,
         description="older graphs are converted to this opset with onnx's version converter",
     )
-    precision: Literal["fp32", "int8"] = Field(
+    precision: Literal["fp32", "int8", "fp16"] = Field(
         "fp32",
         description="int8: ONNX Runtime's static quantization of the verified float32 graph "
-        "(QDQ, int8 weights per channel), calibrated on --calibration-dir and refused past "
-        "--max-accuracy-drop; its name gets '-int8'",
+        "(QDQ, int8 weights per channel), calibrated on --calibration-dir; fp16: the graph in "
+        "float16 (onnxconverter-common; for GPUs); either checked on --calibration-dir and "
+        "refused past --max-accuracy-drop; its name gets '-int8' or '-fp16'",
     )
     calibration_dir: Path | None = Field(
         None,
-        description="int8: images to calibrate on and check with; in folders named as the "
-        "classes, the check is their accuracy, else agreement with the float32 graph",
+        description="int8, fp16: images to calibrate on and check with; in folders named as "
+        "the classes, the check is their accuracy, else agreement with the float32 graph",
         json_schema_extra={"metavar": "DIR"},
     )
 
@@ -110,10 +112,10 @@ class ImportOptions(BaseModel):
         return name if name is None else check_name(name)
 
     @model_validator(mode="after")
-    def _calibration_for_int8(self) -> ImportOptions:
-        if self.precision == "int8" and self.calibration_dir is None:
+    def _calibration_for_reduced_precision(self) -> ImportOptions:
+        if self.precision != "fp32" and self.calibration_dir is None:
             raise ValueError(
-                "--precision int8 needs --calibration-dir DIR (images to calibrate on)"
+                f"--precision {self.precision} needs --calibration-dir DIR (images to check it on)"
             )
         return self
 

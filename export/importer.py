@@ -20,7 +20,12 @@ from skipfold.common.io import file_sha256
 from skipfold.export.graph_fold import fold_batchnorms, fold_mul_add
 from skipfold.export.graph_stats import flops_per_image, op_counts, parameter_count
 from skipfold.export.import_options import ImportOptions
-from skipfold.export.import_precision import CalibrationImages, calibration_images, int8_import
+from skipfold.export.import_precision import (
+    CalibrationImages,
+    calibration_images,
+    fp16_import,
+    int8_import,
+)
 from skipfold.export.onnx_source import (
     ImageInput,
     SourceError,
@@ -57,6 +62,7 @@ class ImportedModel:
     model_bytes: bytes
     card: ModelCard
     mul_add_folded: int = 0  # per-channel Mul/Add after a Conv (tf2onnx's BN form) folded
+    fixed_batch: bool = False  # the graph takes exactly one image per call
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,7 @@ class _Plan:
     source_opset: int  # the file's own, before any conversion
     image: ImageInput
     output_rank: int  # 2, or 4 for [N, classes, 1, 1]
-    calibration: CalibrationImages | None  # int8
+    calibration: CalibrationImages | None  # int8, fp16
     verify_images: np.ndarray  # --verify-images, decoded as the server decodes them
     name: str
     size: tuple[int, int]
@@ -115,13 +121,16 @@ def _plan(
     classes = list(classes) if classes is not None else [str(i) for i in range(count)]
     if len(classes) != count:
         raise SourceError(f"--classes names {len(classes)} classes; the graph gives {count}")
-    max_batch_size = options.max_batch_size if image.batch is None else 1
+    # a graph of a fixed batch of one has no batch dimension Triton can batch: max_batch_size 0
+    max_batch_size = options.max_batch_size if image.batch is None else 0
     resize = options.resize_for(min(size))
     calibration = None
-    if options.precision == "int8":
+    if options.precision != "fp32":
         calibration = calibration_images(options.calibration_dir, classes, size, resize)
     verify_images = image_files(images, size, resize)
-    name = options.name or path.stem + ("-int8" if options.precision == "int8" else "")
+    name = options.name or path.stem + (
+        "" if options.precision == "fp32" else f"-{options.precision}"
+    )
     return _Plan(
         path, model, opset, image, rank, calibration, verify_images, name, size, classes,
         max_batch_size,
@@ -188,8 +197,10 @@ def _build(
     batch = 64 if image.batch is None else 1
     verification = _verify(unfolded.SerializeToString(), folded.SerializeToString(), check, batch)
     reduced: dict = {}
-    if plan.calibration is not None:
+    if options.precision == "int8":
         folded, reduced = int8_import(folded, plan.calibration, precision, batch)
+    elif options.precision == "fp16":
+        folded, reduced = fp16_import(folded, plan.calibration, check, precision, batch)
     if not is_float:
         mean, std = [0.0] * 3, [1 / 255] * 3
     card = ModelCard(
@@ -226,7 +237,8 @@ def _build(
     )
     onnx.helper.set_model_props(folded, card.to_metadata())
     folded.producer_name, folded.producer_version = "skipfold", __version__
-    return ImportedModel(folded.SerializeToString(deterministic=True), card, mul_add_folded)
+    model_bytes = folded.SerializeToString(deterministic=True)
+    return ImportedModel(model_bytes, card, mul_add_folded, image.batch is not None)
 
 
 def import_model(
@@ -245,7 +257,7 @@ def import_model(
         "classes": plan.classes,
         "input_size": plan.size,
         "max_batch_size": plan.max_batch_size,
-        "parameters": {"precision": "int8"} if options.precision == "int8" else {},
+        "parameters": {} if options.precision == "fp32" else {"precision": options.precision},
     }
     repository.check_publishable(plan.name, **publishing)
     imported = _build(plan, options, precision)

@@ -6,9 +6,11 @@ for s != 0, relu(s x + t) = |s| relu(sign(s) (x + t / s)):
 - |s| moves into the input channels of what reads the ReLU (Convs, padded or not: |s| * 0 = 0;
   through pooling, which is positively homogeneous, into a Gemm);
 - the offset t / s is added to x itself by the layer that makes x: the bias of the Conv that
-  produces it, or of the Conv whose output the residual Add sums into it. Every other reader of
+  produces it, of the Conv whose output the residual Add sums into it, or of the Conv whose
+  output only the pooling that makes x reads. Every other reader of
   x then sees the offset too and takes it back exactly: a BN in its mean, an Add passes it on,
-  pooling passes it on, an unpadded Conv or a Gemm in its bias. If any reader cannot (a padded
+  pooling and a channel Concat pass it on (a DenseNet's: its BN after the Concat takes it in its
+  mean), an unpadded Conv or a Gemm in its bias. If any reader cannot (a padded
   Conv, the graph's output, anything else), this BN is kept and the graph left as it was.
 - a negative s leaves a Mul by -1 for its channels; s == 0 (the channel is the constant
   relu(t)) or an offset much larger than the stream's own scale (|running mean| + std: the
@@ -32,21 +34,16 @@ from skipfold.export.graph_fold import (
     _statistics,
     _weights,
 )
-from skipfold.export.graph_nodes import attribute, padded, plain_gemm, spatial_mean
+from skipfold.export.graph_nodes import attribute, plain_gemm, spatial_mean
+from skipfold.export.preact_offset import (
+    channels_kept,
+    offset_source,
+    planned_bias,
+    propagate,
+)
 
 MAX_STREAM_OFFSET_RATIO = 16.0  # as export/fold.py: the stream loses at most ~4 bits
 PASS_SCALE = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}
-PASS_OFFSET = {"MaxPool", "GlobalAveragePool", "GlobalMaxPool", "Identity"}
-GLOBAL_POOLS = ("GlobalAveragePool", "GlobalMaxPool")
-
-
-def _channels_kept(g: _Graph, node: onnx.NodeProto) -> bool:
-    """A Flatten whose input is globally pooled ([N, C, 1, 1] -> [N, C]) or another op that
-    keeps each channel where it was."""
-    if node.op_type != "Flatten":
-        return True
-    producer = g.producer(node.input[0])
-    return producer is not None and (producer.op_type in GLOBAL_POOLS or spatial_mean(g, producer))
 
 
 def _scale_sinks(g: _Graph, value: str) -> list[onnx.NodeProto] | str:
@@ -68,7 +65,7 @@ def _scale_sinks(g: _Graph, value: str) -> list[onnx.NodeProto] | str:
             elif (
                 reader.op_type in PASS_SCALE
                 or spatial_mean(g, reader)
-                or (reader.op_type == "Flatten" and _channels_kept(g, reader))
+                or (reader.op_type == "Flatten" and channels_kept(g, reader))
             ):
                 pending.append(reader.output[0])
             else:
@@ -90,111 +87,6 @@ def _scale_inputs(g: _Graph, node: onnx.NodeProto, scale: np.ndarray, edits: dic
     edits[node.input[1]] = w.reshape(weights.shape)
 
 
-def _planned_bias(g: _Graph, node: onnx.NodeProto, channels: int, edits: dict, attach: dict) -> str:
-    """The name of `node`'s bias in `edits` (zeros planned where it has none, a copy where it
-    shares one; attached to the node only when the fold is written)."""
-    name = f"{node.output[0]}_folded_bias"
-    if len(node.input) > 2 and node.input[2]:
-        if len(g.readers(node.input[2])) == 1:
-            edits.setdefault(node.input[2], g.array(node.input[2]))
-            return node.input[2]
-        edits.setdefault(name, g.array(node.input[2]))  # a shared constant: its own copy
-    else:
-        edits.setdefault(name, np.zeros(channels))
-    attach[name] = node
-    return name
-
-
-def _is_2d_conv(g: _Graph, conv: onnx.NodeProto) -> bool:
-    """Constant 4-D weights only this Conv reads: its output is NCHW."""
-    weights = _weights(g, conv)
-    return weights is not None and weights.ndim == 4
-
-
-def _offset_source(g: _Graph, x: str) -> onnx.NodeProto | None:
-    """The Conv whose bias can add an offset to x: x's producer, or a Conv whose output only
-    the Add producing x reads."""
-    producer = g.producer(x)
-    if producer is None:
-        return None
-    if producer.op_type == "Conv" and _is_2d_conv(g, producer):
-        return producer
-    if producer.op_type == "Add":
-        for addend in producer.input:
-            conv = g.producer(addend)
-            if (
-                conv is not None
-                and conv.op_type == "Conv"
-                and _is_2d_conv(g, conv)
-                and g.only_reader(addend, producer)
-            ):
-                return conv
-    return None
-
-
-def _absorb_in_bias(
-    g: _Graph, node: onnx.NodeProto, shift: np.ndarray, edits: dict, attach: dict
-) -> str | None:
-    """An unpadded Conv or a plain Gemm takes an input offset back in its bias; why not."""
-    op = node.op_type
-    if op == "Gemm" and not plain_gemm(node):
-        return f"the offset would reach {_label(node)}, a Gemm with alpha, beta or transA"
-    if op == "Conv" and padded(node):
-        return f"the offset would reach {_label(node)}, which pads with zeros"
-    weights = edits.get(node.input[1], g.array(node.input[1]))
-    if op == "Gemm":
-        taken = weights.T @ shift if attribute(node, "transB", 0) == 0 else weights @ shift
-    else:
-        group = attribute(node, "group", 1)
-        per_group, outputs = weights.shape[1], weights.shape[0] // group
-        w = weights.reshape(group, outputs, per_group, -1).sum(axis=3)
-        taken = (w * shift.reshape(group, 1, per_group)).sum(axis=2).reshape(-1)
-    name = _planned_bias(g, node, len(taken), edits, attach)
-    edits[name] = edits[name] - taken
-    return None
-
-
-def _propagate(
-    g: _Graph, x: str, delta: np.ndarray, bn: onnx.NodeProto, edits: dict, attach: dict
-) -> str | None:
-    """Every reader downstream of x takes back the offset `delta` x now carries (planned in
-    `edits`); why not, if one cannot."""
-    offsets = {x: delta}
-    for node in g.graph.node:
-        reached = next((name for name in offsets if name in g.outputs), None)
-        if reached is not None:
-            return f"the offset would reach the graph's output {reached}"
-        carried = [offsets.get(name) for name in node.input]
-        if node is bn or all(c is None for c in carried):
-            continue
-        if any(c is not None for c in carried[1:]) and node.op_type != "Add":
-            return f"the offset would reach {_label(node)}'s parameters"
-        op, shift = node.op_type, carried[0]
-        if op == "BatchNormalization":
-            mean = edits.get(node.input[3], g.array(node.input[3]))
-            if mean is None or len(g.readers(node.input[3])) > 1:
-                return f"{_label(node)} has no mean of its own to take the offset"
-            edits[node.input[3]] = mean + shift
-        elif op == "Add":
-            parts = [c for c in carried if c is not None]
-            offsets[node.output[0]] = np.sum(parts, axis=0)
-        elif (
-            op in PASS_OFFSET
-            or (op == "AveragePool" and not padded(node))
-            or spatial_mean(g, node)
-            or (op == "Flatten" and _channels_kept(g, node))
-        ):
-            offsets[node.output[0]] = shift
-        elif op in ("Conv", "Gemm") and _weights(g, node) is not None:
-            why = _absorb_in_bias(g, node, shift, edits, attach)
-            if why is not None:
-                return why
-        else:
-            return f"the offset would reach {_label(node)}"
-    reached = next((name for name in offsets if name in g.outputs), None)
-    return None if reached is None else f"the offset would reach the graph's output {reached}"
-
-
 def _fold_one(g: _Graph, bn: onnx.NodeProto, allow_residue: bool) -> str | None:
     """Fold one BN -> ReLU -> ... in place; why not (the graph untouched) if it cannot."""
     found = _statistics(g, bn)
@@ -209,7 +101,7 @@ def _fold_one(g: _Graph, bn: onnx.NodeProto, allow_residue: bool) -> str | None:
     if isinstance(sinks, str):
         return sinks
     x = bn.input[0]
-    source = _offset_source(g, x)
+    source = offset_source(g, x)
     if source is None:
         return "nothing before it can carry its offset (no Conv makes its input)"
     mean, var = g.array(bn.input[3]), g.array(bn.input[4])
@@ -231,9 +123,9 @@ def _fold_one(g: _Graph, bn: onnx.NodeProto, allow_residue: bool) -> str | None:
         )
     edits: dict[str, np.ndarray] = {}
     attach: dict[str, onnx.NodeProto] = {}
-    name = _planned_bias(g, source, _weights(g, source).shape[0], edits, attach)
+    name = planned_bias(g, source, _weights(g, source).shape[0], edits, attach)
     edits[name] = edits[name] + offset
-    why = _propagate(g, x, offset, bn, edits, attach)
+    why = propagate(g, x, offset, bn, edits, attach)
     if why is not None:
         return why
     for sink in sinks:

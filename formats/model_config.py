@@ -1,6 +1,7 @@
-"""config.pbtxt, Triton's model configuration, for an image classifier: written and parsed by
-protobuf itself (text format), against the part of Triton's ModelConfig schema that skipfold
-uses; other fields a user adds are kept by Triton and skipped here. labels.txt sits beside it.
+"""config.pbtxt, Triton's model configuration: written (for an image classifier) and parsed (for
+any model) by protobuf itself (text format), against the part of Triton's ModelConfig schema that
+skipfold uses; other fields a user adds are kept by Triton and skipped here. labels.txt sits
+beside it.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ _SCHEMA: dict[str, list[tuple[str, str, bool]]] = {
         ("output", "Output", True),
         ("parameters", "ParameterEntry", True),
         # Lists of messages Triton users add: declared so that their `[ {...} ]` form parses.
+        ("dynamic_batching", "Opaque", False),
         ("instance_group", "Opaque", True),
         ("model_warmup", "Opaque", True),
         ("batch_input", "Opaque", True),
@@ -98,16 +100,34 @@ def _config_message() -> Any:
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """config.pbtxt of an image classifier: uint8 NHWC images in, float32 class scores out."""
+class TensorConfig:
+    """One `input` or `output` entry as written: dims without the batch dimension when
+    max_batch_size > 0 (Triton's convention), -1 for any size."""
 
     name: str
-    max_batch_size: int  # 0: the model takes no batch dimension (Triton's convention)
+    data_type: str  # Triton's, as "TYPE_FP32"
+    dims: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """config.pbtxt of an image classifier (uint8 NHWC images in, float32 class scores out), or,
+    parsed, of any model: `inputs` and `outputs` then hold its tensors as written."""
+
+    name: str
+    # 0: the graph has no batch dimension to batch (Triton's convention): skipfold writes a
+    # graph of a fixed batch of one image so, its dims [1, H, W, 3] and [1, classes]
+    max_batch_size: int
     input_size: tuple[int, int] | None  # (height, width); None if not an image input
     num_classes: int | None  # None if the outputs do not say
     input_name: str = INPUT_NAME
     output_names: tuple[str, ...] = OUTPUT_NAMES
     parameters: tuple[tuple[str, str], ...] = ()  # e.g. (("precision", "int8"),)
+    # Parsed only, as written (empty: to complete from the graph); not compared: the fields
+    # above are the interface an export writes
+    inputs: tuple[TensorConfig, ...] = dataclasses.field(default=(), compare=False)
+    outputs: tuple[TensorConfig, ...] = dataclasses.field(default=(), compare=False)
+    dynamic_batching: bool = dataclasses.field(default=False, compare=False)
 
     def signature(self) -> tuple:
         """What the versions of one model must share: its inputs, outputs, batch size,
@@ -115,7 +135,8 @@ class ModelConfig:
         may differ)."""
         given = dict(self.parameters)
         computes = (given.get("precision", "fp32"), given.get("test_flip", "false"))
-        return (*dataclasses.astuple(self)[:-1], *computes)
+        interface = (self.name, self.max_batch_size, self.input_size, self.num_classes)
+        return (*interface, self.input_name, self.output_names, *computes)
 
     def to_pbtxt(self) -> str:
         from google.protobuf import text_format
@@ -128,17 +149,18 @@ class ModelConfig:
             max_batch_size=self.max_batch_size,
         )
         config.version_policy.all.SetInParent()  # every version folder is servable
+        one = [] if self.max_batch_size > 0 else [1]  # a graph of a fixed batch of one image
         config.input.add(
             name=self.input_name,
             data_type=DATA_TYPES.index("TYPE_UINT8"),
             format=FORMATS.index("FORMAT_NHWC"),
-            dims=[*self.input_size, 3],
+            dims=[*one, *self.input_size, 3],
         )
         for output in self.output_names:
             config.output.add(
                 name=output,
                 data_type=DATA_TYPES.index("TYPE_FP32"),
-                dims=[self.num_classes],
+                dims=[*one, self.num_classes],
                 label_filename=LABELS_FILE if output == PROBABILITIES else "",
             )
         for key, value in self.parameters:
@@ -154,16 +176,24 @@ class ModelConfig:
         except text_format.ParseError as exc:
             raise RepositoryError(f"{source} is not a valid config.pbtxt: {exc}") from None
         # Triton completes a minimal config from the ONNX file itself: so may the reader.
-        image = len(config.input) == 1 and len(config.input[0].dims) == 3
+        dims = list(config.input[0].dims) if len(config.input) == 1 else []
+        if config.max_batch_size == 0 and len(dims) == 4:  # a fixed batch: [1, H, W, 3]
+            dims = dims[1:]
+        image = len(dims) == 3
         classes = {int(o.dims[-1]) for o in config.output if o.dims}
         return cls(
             name=config.name,
             max_batch_size=config.max_batch_size,
-            input_size=(int(config.input[0].dims[0]), int(config.input[0].dims[1]))
-            if image
-            else None,
+            input_size=(int(dims[0]), int(dims[1])) if image else None,
             num_classes=classes.pop() if len(classes) == 1 else None,
             input_name=config.input[0].name if config.input else INPUT_NAME,
             output_names=tuple(o.name for o in config.output) or OUTPUT_NAMES,
             parameters=tuple(sorted((p.key, p.value.string_value) for p in config.parameters)),
+            inputs=tuple(_tensor(t) for t in config.input),
+            outputs=tuple(_tensor(t) for t in config.output),
+            dynamic_batching=config.HasField("dynamic_batching"),
         )
+
+
+def _tensor(entry: Any) -> TensorConfig:
+    return TensorConfig(entry.name, DATA_TYPES[entry.data_type], tuple(int(d) for d in entry.dims))

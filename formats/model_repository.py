@@ -75,8 +75,10 @@ def _model_config(
 ) -> tuple[ModelConfig, bytes]:
     """The config.pbtxt and labels.txt a model of these properties gets; ValueError if bad."""
     check_name(name)
-    if max_batch_size < 1:
-        raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
+    if max_batch_size < 0:
+        raise ValueError(
+            f"max_batch_size must be 0 (a fixed batch of one) or more, got {max_batch_size}"
+        )
     if any("\n" in c for c in classes):
         raise ValueError("class names cannot contain line breaks")
     height, width = input_size
@@ -116,7 +118,8 @@ class ModelRepository:
         return versions(self.model_dir(name))
 
     def models(self) -> dict[str, list[int]]:
-        """Every model with a config.pbtxt and at least one version, by name."""
+        """Every model with at least one version, by name (config.pbtxt may be missing: the
+        server completes it from the graph, as Triton's auto-complete does)."""
         if not self.path.is_dir():
             raise RepositoryError(
                 f"model repository {self.path} does not exist (create one with "
@@ -124,7 +127,7 @@ class ModelRepository:
             )
         found = {}
         for model_dir in sorted(self.path.iterdir()):
-            if model_dir.name.startswith(".") or not (model_dir / CONFIG_FILE).is_file():
+            if model_dir.name.startswith(".") or not model_dir.is_dir():
                 continue
             numbers = versions(model_dir)
             if numbers:
@@ -135,8 +138,11 @@ class ModelRepository:
         """name -> the latest version's model.onnx, for every model."""
         return {name: self.model_file(name, numbers[-1]) for name, numbers in self.models().items()}
 
-    def config(self, name: str) -> ModelConfig:
+    def config(self, name: str) -> ModelConfig | None:
+        """The model's config.pbtxt; None where there is none (to complete from the graph)."""
         path = self.model_dir(name) / CONFIG_FILE
+        if not path.is_file():
+            return None
         return ModelConfig.parse(path.read_text(), source=str(path))
 
     def labels(self, name: str) -> list[str] | None:

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 
 from skipfold import __version__
+from skipfold.common.images import DEFAULT_MAX_PIXELS
 from skipfold.service import errors, page, predict, repository_api, v2
 from skipfold.service.decode import Decoder, default_max_pixels
 from skipfold.service.inference import InferenceEngine
@@ -44,6 +45,7 @@ def _warm_up_decoders() -> None:
 def _describe(model: ServedModel) -> str:
     card = model.card
     kind = f"{card.variant}, {'folded' if card.folded else 'not folded'}" if card else "no card"
+    kind += "" if model.input_size else ", not an image classifier: /v2 only"
     kind += ", test-time flips" if card and card.test_flip else ""
     providers = ", ".join(model.runner.providers)
     if model.engine == "onnxruntime-openvino":
@@ -62,9 +64,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await asyncio.to_thread(registry.warm_up, settings.warmup_runs)
     await asyncio.to_thread(_warm_up_decoders)
     app.state.registry = registry
-    largest_input = max(m.input_size[0] * m.input_size[1] for m in registry.all())
+    # models that take no images (any ONNX model): their requests go to /v2 only
+    sizes = [m.input_size for m in registry.all() if m.input_size]
+    largest_input = max((height * width for height, width in sizes), default=0)
     app.state.decoder = Decoder(
-        settings.max_image_pixels or default_max_pixels(largest_input),
+        settings.max_image_pixels
+        or (default_max_pixels(largest_input) if largest_input else DEFAULT_MAX_PIXELS),
         settings.decode_pixels_in_flight,
     )
     app.state.engine = InferenceEngine(

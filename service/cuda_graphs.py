@@ -48,21 +48,24 @@ class CudaGraphError(RuntimeError):
 @dataclass
 class _Graph:
     binding: ort.IOBinding
-    images: ort.OrtValue
+    inputs: list[ort.OrtValue]
     outputs: list[ort.OrtValue]  # bound; held here so that they live as long as the graph
     options: ort.RunOptions
 
 
 class CudaGraphs:
-    """Runs a session created with enable_cuda_graph: uint8 images in, NumPy outputs out."""
+    """Runs a session created with enable_cuda_graph: NumPy inputs in, NumPy outputs out."""
 
-    def __init__(self, session: ort.InferenceSession, input_name: str, output_names: list[str]):
+    def __init__(
+        self, session: ort.InferenceSession, input_names: list[str], output_names: list[str]
+    ) -> None:
         self.session = session
-        self.input_name = input_name
+        self.input_names = input_names
         self.output_names = output_names
         self.output_shapes: list[tuple[int, ...]] = []
         self.output_types: list[type] = []
-        for output in session.get_outputs():
+        graph_outputs = {o.name: o for o in session.get_outputs()}
+        for output in (graph_outputs[name] for name in output_names):
             rest = output.shape[1:]
             if not all(isinstance(d, int) for d in rest) or output.type not in _DTYPES:
                 raise CudaGraphError(
@@ -77,24 +80,31 @@ class CudaGraphs:
     def captured_sizes(self) -> list[int]:
         return sorted(self._graphs)
 
-    def __call__(self, images: np.ndarray) -> list[np.ndarray]:
-        images = np.ascontiguousarray(images)
+    def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        inputs = tuple(np.ascontiguousarray(values) for values in inputs)
+        batch = len(inputs[0])
         with _CUDA_GRAPHS_LOCK:
-            if len(images) > MAX_CAPTURED_BATCH:
-                return self._uncaptured(images)
-            graph = self._graphs.get(len(images))
+            graph = self._graphs.get(batch)
+            if batch > MAX_CAPTURED_BATCH or (
+                graph is not None and [v.shape() for v in graph.inputs] != [i.shape for i in inputs]
+            ):  # past the captured sizes, or a shape the graph was not captured for
+                return self._uncaptured(inputs)
             if graph is None:
-                graph = self._graphs[len(images)] = self._new_graph(images)
+                graph = self._graphs[batch] = self._new_graph(inputs)
             else:
-                graph.images.update_inplace(images)
+                for device, values in zip(graph.inputs, inputs, strict=True):
+                    device.update_inplace(values)
             self.session.run_with_iobinding(graph.binding, graph.options)
             return graph.binding.copy_outputs_to_cpu()
 
-    def _new_graph(self, images: np.ndarray) -> _Graph:
-        batch = len(images)
+    def _new_graph(self, inputs: tuple[np.ndarray, ...]) -> _Graph:
+        batch = len(inputs[0])
         binding = self.session.io_binding()
-        device = ort.OrtValue.ortvalue_from_numpy(images, "cuda", 0)
-        binding.bind_ortvalue_input(self.input_name, device)
+        devices = []
+        for name, values in zip(self.input_names, inputs, strict=True):
+            device = ort.OrtValue.ortvalue_from_numpy(values, "cuda", 0)
+            binding.bind_ortvalue_input(name, device)
+            devices.append(device)
         outputs = []
         described = zip(self.output_names, self.output_shapes, self.output_types, strict=True)
         for name, shape, dtype in described:
@@ -103,11 +113,12 @@ class CudaGraphs:
             outputs.append(value)
         options = ort.RunOptions()
         options.add_run_config_entry("gpu_graph_id", str(batch))
-        return _Graph(binding, device, outputs, options)
+        return _Graph(binding, devices, outputs, options)
 
-    def _uncaptured(self, images: np.ndarray) -> list[np.ndarray]:
+    def _uncaptured(self, inputs: tuple[np.ndarray, ...]) -> list[np.ndarray]:
         binding = self.session.io_binding()
-        binding.bind_cpu_input(self.input_name, images)
+        for name, values in zip(self.input_names, inputs, strict=True):
+            binding.bind_cpu_input(name, values)
         for name in self.output_names:
             binding.bind_output(name, "cpu")
         options = ort.RunOptions()

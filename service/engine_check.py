@@ -58,29 +58,22 @@ def check_images(size: tuple[int, int], count: int = CHECK_IMAGES, seed: int = 0
     return np.concatenate([noise, np.stack(smooth)]) if smooth else noise
 
 
-def _probabilities(outputs: list[np.ndarray], names: list[str]) -> np.ndarray:
-    if "probabilities" in names:
-        return outputs[names.index("probabilities")].astype(np.float64)
-    logits = outputs[0].astype(np.float64)
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
 def check_engine(
     runner: Runner,
     reference: Runner,
-    output_names: list[str],
+    probabilities: Callable[[list[np.ndarray]], np.ndarray],
     size: tuple[int, int],
     limits: tuple[float, float],
     what: str,
 ) -> EngineCheck:
-    """Runs both on the check images one at a time (as served at batch 1). `limits`: the
+    """Runs both on the check images one at a time (as served at batch 1), comparing the class
+    `probabilities` of their outputs. `limits`: the
     largest median probability difference and the least top-1 agreement; EngineCheckError
     naming the measured figures past either."""
     tolerance, min_agreement = limits
     images = check_images(size)
-    ours = np.concatenate([_probabilities(runner(i[None]), output_names) for i in images])
-    theirs = np.concatenate([_probabilities(reference(i[None]), output_names) for i in images])
+    ours = np.concatenate([probabilities(runner(i[None])) for i in images]).astype(np.float64)
+    theirs = np.concatenate([probabilities(reference(i[None])) for i in images]).astype(np.float64)
     per_image = np.abs(ours - theirs).max(axis=1)
     agreement = float(np.mean(ours.argmax(axis=1) == theirs.argmax(axis=1)))
     check = EngineCheck(

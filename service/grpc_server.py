@@ -38,6 +38,7 @@ from skipfold.service.oip import grpc_service_pb2_grpc as pb_grpc
 from skipfold.service.registry import ModelNotFound
 from skipfold.service.served_model import ServedModel
 from skipfold.service.settings import Settings
+from skipfold.service.signature import DATATYPES
 
 log = logging.getLogger("skipfold.service")
 
@@ -166,12 +167,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             state.metrics.requests.labels(model, "grpc_infer", code).inc()
 
     async def _infer(self, served: ServedModel, request: Any) -> pb.ModelInferResponse:
-        images = _input_array(served, request)
+        inputs = _input_arrays(served, request)
         requested = list(request.outputs) or [
             pb.ModelInferRequest.InferRequestedOutputTensor(name=n) for n in served.output_names
         ]
         open_inference.check_outputs(served, [item.name for item in requested])
-        result = await self.state.engine.infer(served, images)
+        result = await self.state.engine.infer(served, *inputs)
         self.state.metrics.latency.labels(served.name, "queue").observe(result.queue_s)
         self.state.metrics.latency.labels(served.name, "inference").observe(result.inference_s)
         produced = dict(zip(served.output_names, result.outputs, strict=True))
@@ -179,7 +180,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             model_name=served.name, model_version=str(served.version), id=request.id
         )
         for item in requested:
-            values, datatype = produced[item.name], "FP32"
+            values = produced[item.name]
+            datatype = DATATYPES[values.dtype]
             k = _classification_count(item)
             if k:
                 values, datatype = open_inference.classification(values, k, served.classes), "BYTES"
@@ -187,7 +189,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             raw = (
                 open_inference.bytes_tensor(values)
                 if datatype == "BYTES"
-                else values.astype("<f4").tobytes()
+                else values.astype(values.dtype.newbyteorder("<")).tobytes()
             )
             response.raw_output_contents.append(raw)
         return response
@@ -203,29 +205,38 @@ def _classification_count(item: Any) -> int:
     return int(getattr(parameter, kind))
 
 
-def _input_array(served: ServedModel, request: Any) -> np.ndarray:
-    """The request's one UINT8 image tensor: raw bytes or typed `uint_contents`."""
-    if not request.inputs:
-        raise ApiError(400, f"model {served.name!r} takes exactly one input, {served.input_name!r}")
-    tensor = request.inputs[0]
-    shape = list(tensor.shape)
-    count = open_inference.check_input(
-        served, len(request.inputs), tensor.name, tensor.datatype, shape
-    )
-    if request.raw_input_contents:
-        raw = request.raw_input_contents[0]
-        if len(raw) != count:
-            raise ApiError(400, f"raw input holds {len(raw)} bytes; shape {shape} needs {count}")
-        return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
-    values = tensor.contents.uint_contents
-    if len(values) != count:
+# The protocol's typed contents field of each datatype (FP16 travels as raw bytes only)
+_CONTENTS = {
+    "BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents",
+    "INT32": "int_contents", "INT64": "int64_contents", "UINT8": "uint_contents",
+    "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
+    "FP32": "fp32_contents", "FP64": "fp64_contents",
+}  # fmt: skip
+
+
+def _input_arrays(served: ServedModel, request: Any) -> tuple[np.ndarray, ...]:
+    """The request's tensors in the model's input order: `raw_input_contents` (one per input,
+    in the request's order) or typed contents."""
+    described = [(t.name, t.datatype, list(t.shape)) for t in request.inputs]
+    checked = open_inference.check_inputs(served, described)
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
         raise ApiError(
-            400, f"input 'uint_contents' holds {len(values)} values; shape {shape} needs {count}"
+            400, f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs; one each"
         )
-    array = np.asarray(values, dtype=np.uint32)
-    if array.size and array.max() > 255:
-        raise ApiError(400, "UINT8 input values must be integers in 0..255")
-    return array.astype(np.uint8).reshape(shape)
+    arrays = []
+    for item in checked:
+        tensor = request.inputs[item.position]
+        if raw:
+            what = f"raw input {tensor.name!r}"
+            arrays.append(open_inference.raw_values(raw[item.position], item, what))
+            continue
+        field = _CONTENTS.get(item.spec.datatype)
+        if field is None:
+            raise ApiError(400, f"input {tensor.name!r} ({item.spec.datatype}): send raw bytes")
+        values = np.asarray(getattr(tensor.contents, field))
+        arrays.append(open_inference.typed_values(values, item, f"{tensor.name!r} {field!r}"))
+    return tuple(arrays)
 
 
 class _ApiKey(grpc.aio.ServerInterceptor):

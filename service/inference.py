@@ -11,10 +11,15 @@ timing) runs on the event loop itself. Handing a call to a thread and the result
 thread wake-ups, 0.5-0.9 ms per request on the 2-core CPU (docs/results.md), a tenth of a small
 model's latency.
 
-Dynamic batching (off by default): requests for the same model version that arrive within
-`max_queue_delay_ms` of the first waiting one, up to `max_batch_size` images, are concatenated
-into one call and the outputs are split back in order. A request is never split, and a
-request larger than the batch limit runs on its own. While a batch runs, the next one fills.
+Dynamic batching (off by default, server-wide with `max_batch_size`; per model, as in Triton,
+for a model whose config.pbtxt has `dynamic_batching { }` or that was completed from its graph
+with a batch dimension): requests for the same model version that arrive within
+`max_queue_delay_ms` of the first waiting one, up to the batch limit (the server's and the
+model's max_batch_size, the smaller), are concatenated into one call (each input along its
+batch dimension) and the outputs are split back in order. Only models with a batch dimension
+batch, and only requests whose tensors agree in every other dimension go together. A request
+is never split, and a request larger than the batch limit runs on its own. While a batch runs,
+the next one fills.
 """
 
 from __future__ import annotations
@@ -42,9 +47,18 @@ class Result:
 
 @dataclass
 class _Pending:
-    images: np.ndarray
+    inputs: tuple[np.ndarray, ...]
     future: asyncio.Future
     enqueued: float
+
+    @property
+    def size(self) -> int:
+        return len(self.inputs[0])
+
+    def joins(self, first: _Pending) -> bool:
+        """Whether this request's tensors concatenate with `first`'s."""
+        pairs = zip(self.inputs, first.inputs, strict=True)
+        return all(a.shape[1:] == b.shape[1:] for a, b in pairs)
 
 
 class InferenceEngine:
@@ -67,24 +81,34 @@ class InferenceEngine:
         self.requests = requests
         self.other_requests = 0  # requests the HTTP server does not see (gRPC calls in flight)
 
-    async def infer(self, model: ServedModel, images: np.ndarray) -> Result:
-        if self.max_batch_size > 1 and not model.retired:  # a retired one runs unbatched
+    async def infer(self, model: ServedModel, *inputs: np.ndarray) -> Result:
+        """Runs the model on its inputs, in its signature's order."""
+        if self.batch_limit(model) > 1:
             key = (model.name, model.version)
             batcher = self._batchers.get(key)
             if batcher is None or batcher.model is not model:  # new, or reloaded since
                 if batcher is not None:
                     batcher.retire()
                 batcher = self._batchers[key] = _Batcher(self, model)
-            return await batcher.submit(images)
+            return await batcher.submit(inputs)
         enqueued = time.perf_counter()
-        if self._alone() and model.seconds_per_image * len(images) <= self.inline_max_s:
+        size = len(inputs[0]) if model.max_batch_size > 0 and inputs[0].ndim else 1
+        if self._alone() and model.seconds_per_image * size <= self.inline_max_s:
             self.metrics.calls.labels(model.name, "event_loop").inc()
-            outputs = model.runner(images)
+            outputs = model.runner(*inputs)
             started, finished = enqueued, time.perf_counter()
         else:
-            outputs, started, finished = await self._run(model, images)
-        self.metrics.batch_size.labels(model.name).observe(len(images))
-        return Result(outputs, started - enqueued, finished - started, len(images))
+            outputs, started, finished = await self._run(model, inputs)
+        self.metrics.batch_size.labels(model.name).observe(size)
+        return Result(outputs, started - enqueued, finished - started, size)
+
+    def batch_limit(self, model: ServedModel) -> int:
+        """How many items a call of `model` may batch; 0: it runs each request as it comes."""
+        if model.max_batch_size < 1 or model.retired:  # a retired one runs unbatched
+            return 0
+        if self.max_batch_size > 1:
+            return min(self.max_batch_size, model.max_batch_size)
+        return model.max_batch_size if model.signature.dynamic_batching else 0
 
     def _alone(self) -> bool:
         """Whether this call is the only work: none in the worker, and no other request
@@ -98,11 +122,11 @@ class InferenceEngine:
         return http + self.other_requests <= 1
 
     async def _run(
-        self, model: ServedModel, images: np.ndarray
+        self, model: ServedModel, inputs: tuple[np.ndarray, ...]
     ) -> tuple[list[np.ndarray], float, float]:
         def call() -> tuple[list[np.ndarray], float, float]:
             started = time.perf_counter()
-            outputs = model.runner(images)
+            outputs = model.runner(*inputs)
             return outputs, started, time.perf_counter()
 
         self.metrics.calls.labels(model.name, "worker").inc()
@@ -134,18 +158,15 @@ class _Batcher:
     def __init__(self, engine: InferenceEngine, model: ServedModel) -> None:
         self.engine = engine
         self.model = model
-        limit = engine.max_batch_size
-        if model.max_batch_size > 0:
-            limit = min(limit, model.max_batch_size)
-        self.limit = limit
+        self.limit = engine.batch_limit(model)
         self.pending: collections.deque[_Pending] = collections.deque()
         self.retired = False
         self.wakeup = asyncio.Event()
         self.task = asyncio.get_running_loop().create_task(self._collect())
 
-    async def submit(self, images: np.ndarray) -> Result:
+    async def submit(self, inputs: tuple[np.ndarray, ...]) -> Result:
         future = asyncio.get_running_loop().create_future()
-        self.pending.append(_Pending(images, future, time.perf_counter()))
+        self.pending.append(_Pending(inputs, future, time.perf_counter()))
         self.wakeup.set()
         return await future
 
@@ -154,7 +175,7 @@ class _Batcher:
         self.wakeup.set()
 
     def _queued(self) -> int:
-        return sum(len(p.images) for p in self.pending)
+        return sum(p.size for p in self.pending)
 
     async def _collect(self) -> None:
         loop = asyncio.get_running_loop()
@@ -173,33 +194,48 @@ class _Batcher:
                     await asyncio.wait_for(self.wakeup.wait(), remaining)
                 except TimeoutError:
                     break
-            batch = [self.pending.popleft()]
-            size = len(batch[0].images)
-            while self.pending and size + len(self.pending[0].images) <= self.limit:
-                size += len(self.pending[0].images)
-                batch.append(self.pending.popleft())
-            await self._run(batch)
+            await self._run(self._take())
+
+    def _take(self) -> list[_Pending]:
+        """The first waiting request and those after it that fit beside it (the same shapes
+        beyond the batch, within the limit), in arrival order; the rest wait for the next."""
+        batch = [self.pending.popleft()]
+        size, left = batch[0].size, collections.deque()
+        while self.pending:
+            waiting = self.pending.popleft()
+            if size + waiting.size <= self.limit and waiting.joins(batch[0]):
+                size += waiting.size
+                batch.append(waiting)
+            else:
+                left.append(waiting)
+        self.pending.extendleft(reversed(left))
+        return batch
 
     async def _run(self, batch: list[_Pending]) -> None:
-        images = batch[0].images if len(batch) == 1 else np.concatenate([p.images for p in batch])
+        if len(batch) == 1:
+            inputs = batch[0].inputs
+        else:
+            parts = zip(*(p.inputs for p in batch), strict=True)
+            inputs = tuple(np.concatenate(tensors) for tensors in parts)
+        size = len(inputs[0])
         try:
-            outputs, started, finished = await self.engine._run(self.model, images)
+            outputs, started, finished = await self.engine._run(self.model, inputs)
         except Exception as exc:
             for p in batch:
                 if not p.future.done():
                     p.future.set_exception(exc)
             return
-        self.engine.metrics.batch_size.labels(self.model.name).observe(len(images))
+        self.engine.metrics.batch_size.labels(self.model.name).observe(size)
         offset = 0
         for p in batch:
-            rows = slice(offset, offset + len(p.images))
-            offset += len(p.images)
+            rows = slice(offset, offset + p.size)
+            offset += p.size
             if not p.future.done():  # the client may have gone away
                 p.future.set_result(
                     Result(
                         [out[rows] for out in outputs],
                         started - p.enqueued,
                         finished - started,
-                        len(images),
+                        size,
                     )
                 )

@@ -63,12 +63,19 @@ def resolve_precision(requested: str, quantized: bool = False) -> str:
 
 
 class OpenVINORunner:
-    """Runs one compiled model on uint8 images; the same interface as runtime.Runner.
+    """Runs one compiled model; the same interface as runtime.Runner.
 
     An infer request serves one call at a time, so calls take one from a pool of idle ones
     (made when none is idle: as many as calls ever ran at once, warmed up by the first)."""
 
-    def __init__(self, path: Path, threads: int, precision: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        threads: int,
+        precision: str,
+        input_names: list[str] | None = None,
+        output_names: list[str] | None = None,
+    ) -> None:
         compiled = core().compile_model(
             str(path),
             "CPU",
@@ -80,21 +87,24 @@ class OpenVINORunner:
         )
         self.compiled = compiled
         self.precision = precision
-        self.input_name = compiled.inputs[0].get_any_name()
-        self.output_names = [o.get_any_name() for o in compiled.outputs]
+        self.input_names = input_names or [i.get_any_name() for i in compiled.inputs]
+        self.input_name = self.input_names[0]
+        self.output_names = output_names or [o.get_any_name() for o in compiled.outputs]
+        self._ports = [compiled.output(name) for name in self.output_names]
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     @property
     def providers(self) -> list[str]:
         return [f"OpenVINO {version()} CPU {self.precision}"]
 
-    def __call__(self, images: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
         try:
             request = self._idle.get_nowait()
         except queue.Empty:
             request = self.compiled.create_infer_request()
         try:
-            results = request.infer({0: images})  # copies the outputs out of the request
-            return [np.asarray(results[port]) for port in self.compiled.outputs]
+            # copies the outputs out of the request
+            results = request.infer(dict(zip(self.input_names, inputs, strict=True)))
+            return [np.asarray(results[port]) for port in self._ports]
         finally:
             self._idle.put(request)

@@ -134,7 +134,8 @@ class ServeOptions(BaseModel):
     )  # fmt: skip
     ssl_keyfile: Path | None = Field(None, description="TLS private key (PEM)")
     max_batch_size: int = Field(
-        0, ge=0, description="dynamic batching: images per call",
+        0, ge=0, description="dynamic batching: items per call, for every model with a batch "
+        "dimension (a model's config.pbtxt may ask for it with dynamic_batching { })",
         json_schema_extra={"shown_default": "0 = off"},
     )  # fmt: skip
     max_queue_delay_ms: float = Field(

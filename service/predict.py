@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,8 @@ from starlette.responses import JSONResponse, Response
 
 from skipfold.service.errors import error_response, known_error, unexpected_error
 from skipfold.service.failures import ApiError
+from skipfold.service.inference import InferenceEngine, Result
+from skipfold.service.served_model import ServedModel
 
 RAW_TYPES = ("image/", "application/octet-stream")
 
@@ -51,6 +54,24 @@ def _positive_int(request: Request, name: str) -> int | None:
     return int(raw)
 
 
+def _inputs(served: ServedModel) -> str:
+    signature = served.signature
+    return ", ".join(f"{t.name} {t.datatype} {signature.shape(t)}" for t in signature.inputs)
+
+
+async def _infer(engine: InferenceEngine, served: ServedModel, images: list[np.ndarray]) -> Result:
+    """All images in one call; one call each for a graph of a fixed batch of one."""
+    if not served.signature.one_at_a_time:
+        return await engine.infer(served, np.stack(images))
+    parts = [await engine.infer(served, image[None]) for image in images]
+    return replace(
+        parts[0],
+        outputs=[np.concatenate(o) for o in zip(*(p.outputs for p in parts), strict=True)],
+        queue_s=sum(p.queue_s for p in parts),
+        inference_s=sum(p.inference_s for p in parts),
+    )
+
+
 async def predict(request: Request) -> JSONResponse:
     """One image (raw body) or several (multipart field `file`) -> top-k classes each."""
     started = time.perf_counter()
@@ -60,6 +81,13 @@ async def predict(request: Request) -> JSONResponse:
     state = request.app.state
     served = state.registry.get(model, version)
     request.state.model = served.name
+    if served.input_size is None:
+        raise ApiError(
+            400,
+            f"model {served.name!r} is not an image classifier (it takes "
+            f"{_inputs(served)}): /predict takes images; send its tensors to "
+            f"POST /v2/models/{served.name}/infer (the Open Inference Protocol)",
+        )
     files = await _read_images(request)
     images = []
     for index, (name, data) in enumerate(files):
@@ -72,9 +100,9 @@ async def predict(request: Request) -> JSONResponse:
                 exc.args = (f"file {index + 1} ({name or 'unnamed'}): {exc}",)
             raise
     decoded = time.perf_counter()
-    result = await state.engine.infer(served, np.stack(images))
-    probabilities = result.outputs[served.output_names.index("probabilities")]
-    k = min(top_k or state.settings.top_k, len(served.classes))
+    result = await _infer(state.engine, served, images)
+    probabilities = served.probabilities(result.outputs)
+    k = min(top_k or state.settings.top_k, probabilities.shape[1])
     results = []
     for (name, _), row in zip(files, probabilities, strict=True):
         order = np.argsort(-row, kind="stable")[:k]
@@ -83,7 +111,7 @@ async def predict(request: Request) -> JSONResponse:
                 "filename": name,
                 "predictions": [
                     {
-                        "label": served.classes[i],
+                        "label": served.classes[i] if i < len(served.classes) else str(i),
                         "index": int(i),
                         "probability": float(row[i]),
                     }

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from skipfold.formats.model_card import ModelCard
-from skipfold.formats.model_config import ModelConfig, RepositoryError
+from skipfold.formats.model_config import RepositoryError
 from skipfold.formats.model_repository import ModelRepository
 from skipfold.service import runtime
 from skipfold.service.cuda_graphs import CudaGraphError
@@ -22,31 +20,13 @@ from skipfold.service.engine_check import check_engine
 from skipfold.service.runtime import DeviceError, Runner, create_session, resolve_providers
 from skipfold.service.served_model import ServedModel
 from skipfold.service.settings import Settings
+from skipfold.service.signature import read_signature
 
 log = logging.getLogger("skipfold.service")
 
 
 class ModelNotFound(LookupError):
     """Unknown model name or version (HTTP 404)."""
-
-
-def _check_image_model(path: Path, session: Any) -> tuple[int, int]:
-    """(height, width) of a graph with one uint8 [N, H, W, 3] input; RepositoryError if not."""
-    inputs = session.get_inputs()
-    shape = inputs[0].shape if len(inputs) == 1 else None
-    if (
-        shape is None
-        or inputs[0].type != "tensor(uint8)"
-        or len(shape) != 4
-        or shape[3] != 3
-        or not all(isinstance(d, int) for d in shape[1:3])
-    ):
-        raise RepositoryError(
-            f"{path}: not an image model this server can run: it needs one uint8 input "
-            f"[N, H, W, 3] (as skipfold export writes), found "
-            f"{[(i.name, i.type, i.shape) for i in inputs]}"
-        )
-    return int(shape[1]), int(shape[2])
 
 
 def load_model(
@@ -62,7 +42,9 @@ def load_model(
             settings.device,
             settings.cuda_graphs,
         )
-        runner = Runner(session)
+        signature = read_signature(session, repository.config(name), str(path))
+        inputs, outputs = [t.name for t in signature.inputs], [t.name for t in signature.outputs]
+        runner = Runner(session, inputs, outputs)
     except CudaGraphError as exc:
         raise RepositoryError(f"{path}: {exc} (serve it without --cuda-graphs)") from None
     except RuntimeError:
@@ -70,14 +52,12 @@ def load_model(
     except Exception as exc:  # onnxruntime raises its own exception types
         hint = " (or serve it without --cuda-graphs)" if settings.cuda_graphs else ""
         raise RepositoryError(f"{path}: ONNX Runtime cannot load it: {exc}{hint}") from None
-    input_size = _check_image_model(path, session)
-    config: ModelConfig = repository.config(name)
     metadata = dict(session.get_modelmeta().custom_metadata_map)
     try:
         card = ModelCard.from_metadata(metadata, source=str(path))
     except ValueError as exc:
         raise RepositoryError(str(exc)) from None
-    classes = _classes(card, repository, name, session.get_outputs()[0].shape[-1])
+    scores = signature.outputs[0].dims[-1] if signature.outputs[0].dims else None
     on_cpu = settings.engine == "onnxruntime" and runtime.CUDA not in session.get_providers()
     if card and card.precision == "fp16" and on_cpu:
         log.warning(
@@ -91,9 +71,9 @@ def load_model(
         version=version,
         path=path,
         runner=runner,
-        classes=classes,
-        input_size=input_size,
-        max_batch_size=config.max_batch_size,
+        classes=_classes(card, repository, name, scores),
+        signature=signature,
+        input_size=signature.image_size(),
         card=card,
         metadata=metadata,
     )
@@ -108,6 +88,12 @@ def _on_openvino(model: ServedModel, settings: Settings) -> None:
     from skipfold.service import openvino_runtime
 
     threads, engine = settings.intra_op_threads, settings.engine
+    if model.input_size is None:
+        raise RepositoryError(
+            f"{model.path}: --engine {engine} serves image classifiers only (skipfold checks "
+            "OpenVINO's answers against ONNX Runtime's on images); serve this model with "
+            "--engine onnxruntime"
+        )
     if engine == "openvino":
         quantized = model.card is not None and model.card.precision == "int8"
         precision = openvino_runtime.resolve_precision(settings.inference_precision, quantized)
@@ -115,12 +101,14 @@ def _on_openvino(model: ServedModel, settings: Settings) -> None:
         precision = runtime.openvino_ep_precision(settings.inference_precision)
     try:
         if engine == "openvino":
-            runner = openvino_runtime.OpenVINORunner(model.path, threads, precision)
+            runner = openvino_runtime.OpenVINORunner(
+                model.path, threads, precision, model.input_names, model.output_names
+            )
         else:
             session = runtime.create_openvino_ep_session(
                 model.path, threads, settings.optimization_level, precision
             )
-            runner = Runner(session)
+            runner = Runner(session, model.input_names, model.output_names)
     except DeviceError:
         raise
     except Exception as exc:  # OpenVINO and ONNX Runtime raise their own exception types
@@ -129,7 +117,7 @@ def _on_openvino(model: ServedModel, settings: Settings) -> None:
     model.engine_check = check_engine(
         runner,
         reference,
-        reference.output_names,
+        model.probabilities,
         model.input_size,
         (settings.engine_tolerance, settings.engine_min_agreement),
         f"{model.name} version {model.version} on {engine} {precision}",
@@ -138,18 +126,18 @@ def _on_openvino(model: ServedModel, settings: Settings) -> None:
 
 
 def _classes(
-    card: ModelCard | None, repository: ModelRepository, name: str, num_classes: Any
+    card: ModelCard | None, repository: ModelRepository, name: str, num_classes: int | None
 ) -> list[str]:
+    """The model card's classes, else labels.txt's, else numbers for a fixed number of scores,
+    else none (Triton's classification then gives indices only)."""
     if card is not None:
         return list(card.classes)
     labels = repository.labels(name)
     if labels:
         return labels
-    if isinstance(num_classes, int):
+    if num_classes is not None and num_classes > 0:
         return [str(i) for i in range(num_classes)]
-    raise RepositoryError(
-        f"{repository.model_dir(name)}: no class names (model card or labels.txt)"
-    )
+    return []
 
 
 class ModelRegistry:
@@ -231,13 +219,27 @@ class ModelRegistry:
     @staticmethod
     def warm_up_model(model: ServedModel, runs: int) -> None:
         """Run a model a few times, so the first request does not pay for allocations, and
-        time one image (what the engine needs to decide where a call runs)."""
-        sizes = {1, max(1, min(model.max_batch_size, 8))}
-        for size in sorted(sizes):
-            images = np.zeros((size, *model.input_size, 3), dtype=np.uint8)
+        time one item (what the engine needs to decide where a call runs). Zeros, sizes left
+        open taken as 1: a model that cannot run on those is served unwarmed (its calls then
+        always go to the worker)."""
+        signature = model.signature
+        sizes = [1, max(1, min(model.max_batch_size, 8))] if signature.batched else [1]
+        for size in sorted(set(sizes)):
+            inputs = [
+                np.zeros(
+                    [size] * signature.batched + [max(d, 1) for d in tensor.dims], tensor.dtype
+                )
+                for tensor in signature.inputs
+            ]
             for _ in range(runs):
                 started = time.perf_counter()
-                model.runner(images)
+                try:
+                    model.runner(*inputs)
+                except Exception as exc:  # onnxruntime's own types; an image model must run
+                    if model.input_size is not None:
+                        raise
+                    log.warning("%s: not warmed up: zeros do not run (%s)", model.name, exc)
+                    return
                 if size == 1:
                     elapsed = time.perf_counter() - started
                     model.seconds_per_image = min(model.seconds_per_image, elapsed)

@@ -151,30 +151,43 @@ def create_openvino_ep_session(
 
 
 class Runner:
-    """Runs one session on uint8 images; on CUDA, through I/O binding (one copy each way), and
-    through CUDA graphs when the session was created with them."""
+    """Runs one session: its inputs in `input_names`' order, its `output_names` out (default:
+    the graph's); on CUDA, through I/O binding (one copy each way), and through CUDA graphs when
+    the session was created with them."""
 
-    def __init__(self, session: ort.InferenceSession) -> None:
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        input_names: list[str] | None = None,
+        output_names: list[str] | None = None,
+    ) -> None:
         self.session = session
-        self.input_name = session.get_inputs()[0].name
-        self.output_names = [o.name for o in session.get_outputs()]
+        self.input_names = input_names or [i.name for i in session.get_inputs()]
+        self.output_names = output_names or [o.name for o in session.get_outputs()]
         self.on_cuda = session.get_providers()[0] == CUDA
         self.graphs: CudaGraphs | None = None
         options = session.get_provider_options().get(CUDA, {})
         if self.on_cuda and options.get("enable_cuda_graph") == "1":
-            self.graphs = CudaGraphs(session, self.input_name, self.output_names)
+            self.graphs = CudaGraphs(session, self.input_names, self.output_names)
+
+    @property
+    def input_name(self) -> str:
+        return self.input_names[0]
 
     @property
     def providers(self) -> list[str]:
         return self.session.get_providers()
 
-    def __call__(self, images: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
         if not self.on_cuda:
-            return self.session.run(self.output_names, {self.input_name: images})
+            return self.session.run(
+                self.output_names, dict(zip(self.input_names, inputs, strict=True))
+            )
         if self.graphs is not None:
-            return self.graphs(images)
+            return self.graphs(*inputs)
         binding = self.session.io_binding()
-        binding.bind_cpu_input(self.input_name, np.ascontiguousarray(images))
+        for name, values in zip(self.input_names, inputs, strict=True):
+            binding.bind_cpu_input(name, np.ascontiguousarray(values))
         for name in self.output_names:
             binding.bind_output(name, "cpu")
         self.session.run_with_iobinding(binding)

@@ -6,9 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from skipfold.formats.model_card import ModelCard
+from skipfold.formats.model_config import PROBABILITIES
 from skipfold.service.engine_check import EngineCheck
 from skipfold.service.runtime import Runner
+from skipfold.service.signature import Signature, TensorSpec
 
 
 @dataclass
@@ -19,9 +23,9 @@ class ServedModel:
     version: int
     path: Path
     runner: Runner  # or an OpenVINORunner: the same interface
-    classes: list[str]
-    input_size: tuple[int, int]
-    max_batch_size: int
+    classes: list[str]  # empty: not a classifier, or its classes unnamed
+    signature: Signature  # what it takes and gives, as the protocol serves it
+    input_size: tuple[int, int] | None  # an image classifier's (height, width); None: not one
     card: ModelCard | None = None  # None: not exported by skipfold
     metadata: dict[str, str] = field(default_factory=dict)  # the graph's metadata_props, raw
     # One image's run time, measured in the warm-up (the fastest run); inf until measured.
@@ -32,17 +36,31 @@ class ServedModel:
     retired: bool = False  # unloaded or replaced: finishes its requests, takes no batch queue
 
     @property
+    def max_batch_size(self) -> int:
+        return self.signature.max_batch_size
+
+    @property
     def resize_shorter(self) -> int | None:
         """The model card's resize before the center crop (imported models); None: straight."""
         return self.card.resize_shorter if self.card else None
 
     @property
-    def input_name(self) -> str:
-        return self.runner.input_name
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.signature.inputs]
 
     @property
     def output_names(self) -> list[str]:
-        return self.runner.output_names
+        return [t.name for t in self.signature.outputs]
+
+    def probabilities(self, outputs: list[np.ndarray]) -> np.ndarray:
+        """An image classifier's class probabilities from its outputs: its `probabilities`
+        output where it has one (skipfold's exports and imports), else the softmax of the first
+        (logits, as most exporters write them)."""
+        if PROBABILITIES in self.output_names:
+            return outputs[self.output_names.index(PROBABILITIES)]
+        logits = outputs[0].astype(np.float64)
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
 
     def describe(self) -> dict[str, Any]:
         card = self.card
@@ -57,7 +75,12 @@ class ServedModel:
             # each image and its mirror, averaged: twice the work per image
             "test_flip": card.test_flip if card else None,
             "classes": self.classes,
-            "input_shape": [-1, *self.input_size, 3],
+            # an image classifier's (what /predict and the page serve); None: any other model
+            "input_shape": self.signature.shape(self.signature.inputs[0])
+            if self.input_size
+            else None,
+            "inputs": [_tensor(self.signature, t) for t in self.signature.inputs],
+            "outputs": [_tensor(self.signature, t) for t in self.signature.outputs],
             "max_batch_size": self.max_batch_size,
             "test_accuracy": card.test_accuracy if card else None,
             # int8: the accuracy measured at export, against its float32 graph
@@ -74,3 +97,7 @@ class ServedModel:
             "execution_providers": self.runner.providers,
             "cuda_graphs": getattr(self.runner, "graphs", None) is not None,
         }
+
+
+def _tensor(signature: Signature, tensor: TensorSpec) -> dict[str, Any]:
+    return {"name": tensor.name, "datatype": tensor.datatype, "shape": signature.shape(tensor)}

@@ -22,16 +22,19 @@ from skipfold import __version__
 from skipfold.service.failures import ApiError, describe
 from skipfold.service.infer_request import InferRequest, OutputParameters, RequestedOutput
 from skipfold.service.open_inference import (
-    DATATYPES,
     EXTENSIONS,
     bytes_tensor,
-    check_input,
+    check_inputs,
     check_outputs,
     classification,
     model_config,
     model_metadata,
+    raw_values,
+    typed_values,
+    value_kind,
 )
 from skipfold.service.served_model import ServedModel
+from skipfold.service.signature import DATATYPES
 
 router = APIRouter(prefix="/v2")
 
@@ -99,42 +102,52 @@ def _parse_request(body: bytes, header_length: str | None) -> tuple[InferRequest
 
 def _read_request(
     served: ServedModel, body: bytes, header_length: str | None
-) -> tuple[InferRequest, np.ndarray]:
+) -> tuple[InferRequest, tuple[np.ndarray, ...]]:
     payload, binary = _parse_request(body, header_length)
-    return payload, _input_array(served, payload, binary)
+    return payload, _input_arrays(served, payload, binary)
 
 
-def _input_array(served: ServedModel, request: InferRequest, binary: bytes) -> np.ndarray:
-    tensor = request.inputs[0]
-    shape = tensor.shape
-    count = check_input(served, len(request.inputs), tensor.name, tensor.datatype, shape)
-    size = tensor.parameters.binary_data_size if tensor.parameters else None
-    if size is not None:
-        if size != count or len(binary) < size:
-            raise ApiError(
-                400,
-                f"binary input holds {min(size, len(binary))} bytes; shape {shape} needs {count}",
-            )
-        return np.frombuffer(binary[:size], dtype=np.uint8).reshape(shape)
-    if tensor.data is None:
-        raise ApiError(400, f"input {served.input_name!r} has neither 'data' nor binary data")
-    return _data_array(tensor.data, shape, count)
+def _input_arrays(
+    served: ServedModel, request: InferRequest, binary: bytes
+) -> tuple[np.ndarray, ...]:
+    """The request's tensors in the model's input order: JSON `data`, or bytes after the JSON
+    header, taken in the request's order (binary tensor data extension)."""
+    described = [(t.name, t.datatype, t.shape) for t in request.inputs]
+    checked = check_inputs(served, described)
+    offsets, offset = {}, 0
+    for position, tensor in enumerate(request.inputs):
+        size = tensor.parameters.binary_data_size if tensor.parameters else None
+        if size is not None:
+            offsets[position] = (offset, size)
+            offset += size
+    if offset > len(binary):
+        raise ApiError(
+            400, f"binary inputs need {offset} bytes after the header; got {len(binary)}"
+        )
+    arrays = []
+    for item in checked:
+        tensor = request.inputs[item.position]
+        if item.position in offsets:
+            start, size = offsets[item.position]
+            raw = binary[start : start + size]
+            arrays.append(raw_values(raw, item, f"binary input {tensor.name!r}"))
+        elif tensor.data is None:
+            raise ApiError(400, f"input {tensor.name!r} has neither 'data' nor binary data")
+        else:
+            values = _data_array(tensor.data, value_kind(item))
+            arrays.append(typed_values(values, item, f"{tensor.name!r} 'data'"))
+    return tuple(arrays)
 
 
-def _data_array(data: list[Any], shape: list[int], count: int) -> np.ndarray:
-    """JSON `data` -> uint8, every value checked: integers in 0..255, as many as the shape."""
+def _data_array(data: list[Any], kind: str) -> np.ndarray:
+    """JSON `data` as an array of numbers or booleans; ApiError if ragged or not `kind`."""
     try:
         values = np.array(data)
     except (ValueError, TypeError):  # ragged, or more dimensions than numpy has
         values = None
-    if values is None or (values.size and values.dtype.kind not in "iu"):
-        raise ApiError(400, "input 'data' must be a flat or evenly nested list of integers")
-    values = values.reshape(-1)
-    if values.size != count:
-        raise ApiError(400, f"input 'data' holds {values.size} values; shape {shape} needs {count}")
-    if values.min() < 0 or values.max() > 255:
-        raise ApiError(400, "UINT8 input values must be integers in 0..255")
-    return values.astype(np.uint8).reshape(shape)
+    if values is None or (values.size and values.dtype.kind not in "biuf"):
+        raise ApiError(400, f"input 'data' must be a flat or evenly nested list of {kind}")
+    return values
 
 
 _INFER_PATHS = ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer")
@@ -177,12 +190,12 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
     body = await request.body()
     header_length = request.headers.get("inference-header-content-length")
     if len(body) <= INLINE_BODY_BYTES:
-        payload, images = _read_request(served, body, header_length)
+        payload, inputs = _read_request(served, body, header_length)
     else:
-        payload, images = await asyncio.to_thread(_read_request, served, body, header_length)
+        payload, inputs = await asyncio.to_thread(_read_request, served, body, header_length)
     requested = payload.outputs or [RequestedOutput(name=n) for n in served.output_names]
     check_outputs(served, [item.name for item in requested])
-    result = await state.engine.infer(served, images)
+    result = await state.engine.infer(served, *inputs)
     state.metrics.latency.labels(served.name, "queue").observe(result.queue_s)
     state.metrics.latency.labels(served.name, "inference").observe(result.inference_s)
 

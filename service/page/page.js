@@ -36,9 +36,16 @@ function describe(model) {
 
 async function loadModels() {
   const listed = await call("/models");
-  state.models = listed.models;
+  // image classifiers only: any other model takes its tensors over /v2 (input_shape null)
+  state.models = listed.models.filter((m) => m.input_shape);
+  const others = listed.models.filter((m) => !m.input_shape).map((m) => m.name);
+  $("others").hidden = !others.length;
+  $("others").textContent = others.length
+    ? `Also served, over the Open Inference Protocol only (not image classifiers): ${others.join(", ")}`
+    : "";
   $("model").replaceChildren(...state.models.map((m) => new Option(m.name, m.name)));
-  $("model").value = listed.default;
+  const names = state.models.map((m) => m.name);
+  $("model").value = names.includes(listed.default) ? listed.default : names[0] || "";
   fillVersions();
 }
 

@@ -190,3 +190,20 @@ def test_bad_arguments_are_one_line_before_any_measurement(repo, tmp_path, args,
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "b").exists()
+
+
+def test_a_model_that_takes_no_images_is_left_out_or_refused_when_named(repo, tmp_path):
+    import shutil
+
+    from tests.service import any_models
+
+    mixed = tmp_path / "repo"
+    shutil.copytree(repo / "skipinit", mixed / "skipinit")
+    any_models.place(mixed, "nchw", any_models.nchw(), any_models.NCHW_CONFIG)
+    named = skipfold("bench", "--repo", mixed, "--models", "nchw", "--out", tmp_path / "b")
+    assert named.returncode == 2 and not (tmp_path / "b").exists()
+    assert "nchw: not image classifiers" in named.stderr
+    from skipfold.bench.options import BenchConfig
+    from skipfold.bench.run import repo_models
+
+    assert list(repo_models(BenchConfig(repo=mixed))) == ["skipinit"]

@@ -1,14 +1,17 @@
-"""The docs' latency table for `skipfold import` (docs/import.md): each network of
-tests/export/torch_nets.py behind skipfold's interface, unfolded against folded, batch 1, one
-thread, ONNX Runtime at level all, in interleaved rounds (bench/rounds.py). Both graphs carry
+"""The docs' latency table for `skipfold import` (docs/import.md): the onnx wheel's light models
+and each network of tests/export/torch_nets.py behind skipfold's interface, unfolded against
+folded, batch 1, one thread, ONNX Runtime at level all and OpenVINO (fp32) where installed, in
+interleaved rounds (bench/rounds.py). Both graphs carry
 the same standardization and softmax, so the ratio is the fold's alone. Run from the
 repository root: python -m tests.export.fold_latency"""
 
+import importlib.util
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 from skipfold.bench.rounds import interleaved
@@ -17,44 +20,84 @@ from skipfold.export.import_options import ImportOptions
 from skipfold.export.onnx_source import logits_output
 from skipfold.export.preprocessing_graph import pixel_matrix, wrap
 from tests.export import torch_nets
+from tests.export.fold_counts import NAMES
+from tests.export.test_graph_fold import _materialized
+
+OPENVINO = importlib.util.find_spec("openvino") is not None
 
 
-def _graphs(source: Path) -> tuple[bytes, bytes, int]:
+def _graphs(source: Path, preset: str) -> tuple[bytes, bytes, int]:
     """(unfolded, folded, BNs left) behind the same interface, as skipfold import makes them."""
-    options = ImportOptions(preprocess="cifar")
+    options = ImportOptions(preprocess=preset)
     plan = importer._plan(source, options, None)
     logits, softmax = logits_output(plan.source, source, plan.output_rank)
     matrix = pixel_matrix(3, "rgb", *options.standardization(3))
+    if plan.image.elem_type == onnx.TensorProto.UINT8:
+        matrix = None
     unfolded = wrap(plan.source, plan.image, plan.size, logits, softmax, matrix, plan.output_rank)
     folded = importer._build(plan, options)
     left = sum(entry.folded_into is None for entry in folded.card.fold_report)
     return unfolded.SerializeToString(), folded.model_bytes, left
 
 
-def table(folder: Path) -> str:
-    lines = [
-        "| network | gammas | BNs left | unfolded p50 ms | folded p50 ms | folded / unfolded |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    image = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+def _sources(folder: Path) -> list[tuple[str, str, Path]]:
+    """(network, gammas, file): the onnx wheel's light models (random statistics), then every
+    network of torch_nets with both kinds of gammas."""
+    rows = []
+    for name in NAMES:
+        path = folder / f"{name}.onnx"
+        onnx.save(_materialized(name), str(path))
+        rows.append((name, "random", path))
     for name, make in torch_nets.NETWORKS.items():
         for typical in (False, True):
             net = torch_nets.with_random_statistics(make(), typical=typical)
-            unfolded, folded, left = _graphs(torch_nets.export(net, folder / f"{name}.onnx"))
-            sessions = {
-                kind: ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-                for kind, graph in (("unfolded", unfolded), ("folded", folded))
-            }
-            steps = {k: (lambda s=s: s.run(None, {"images": image})) for k, s in sessions.items()}
-            timings = interleaved(steps, rounds=21, block_seconds=0.03)
-            p50 = {k: t.summary()["p50_ms"] for k, t in timings.items()}
-            kind = "0.5 to 1.5" if typical else "of every sign, 0, 1e-8"
-            lines.append(
-                f"| {name} | {kind} | {left} | {p50['unfolded']:.3f} | {p50['folded']:.3f} | "
-                f"{p50['folded'] / p50['unfolded']:.3f} |"
-            )
+            path = torch_nets.export(net, folder / f"{name}-{typical}.onnx")
+            rows.append((name, "0.5 to 1.5" if typical else "of every sign, 0, 1e-8", path))
+    return rows
+
+
+def _engines(folder: Path, name: str, graphs: dict[str, bytes], image: np.ndarray) -> dict:
+    """ONNX Runtime (level all, one thread) and, where installed, OpenVINO (fp32, one thread):
+    step functions by (engine, kind)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    steps = {}
+    for kind, graph in graphs.items():
+        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        steps[f"onnxruntime/{kind}"] = lambda s=session: s.run(None, {"images": image})
+        if OPENVINO:
+            from skipfold.service.openvino_runtime import OpenVINORunner
+
+            path = folder / f"{name}-{kind}.served.onnx"
+            path.write_bytes(graph)
+            runner = OpenVINORunner(path, 1, "fp32")
+            steps[f"openvino/{kind}"] = lambda r=runner: r(image)
+    return steps
+
+
+def table(folder: Path) -> str:
+    engines = ["onnxruntime", *(["openvino"] if OPENVINO else [])]
+    header = " | ".join(
+        f"{e} unfolded p50 ms | {e} folded p50 ms | {e} folded / unfolded" for e in engines
+    )
+    lines = [
+        f"| network | gammas | BNs left | {header} |",
+        "| --- | --- | --- |" + " --- | --- | --- |" * len(engines),
+    ]
+    for name, gammas, source in _sources(folder):
+        preset = "imagenet" if name in NAMES else "cifar"
+        unfolded, folded, left = _graphs(source, preset)
+        size = 224 if name in NAMES else 32
+        image = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
+        graphs = {"unfolded": unfolded, "folded": folded}
+        steps = _engines(folder, f"{source.stem}", graphs, image)
+        timings = interleaved(steps, rounds=21, block_seconds=0.03)
+        cells = []
+        for engine in engines:
+            p50 = {k: timings[f"{engine}/{k}"].summary()["p50_ms"] for k in graphs}
+            ratio = p50["folded"] / p50["unfolded"]
+            cells.append(f"{p50['unfolded']:.3f} | {p50['folded']:.3f} | {ratio:.3f}")
+        lines.append(f"| {name} | {gammas} | {left} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 

@@ -1,7 +1,8 @@
 """`skipfold import` on networks nobody here designed for it, end to end: written in the tests
 and exported by torch.onnx (ResNet-18 post- and pre-activation, the latter also with typical
-gammas, MobileNetV2, DenseNet-BC, VGG-11 with BN) and the onnx wheel's light ShuffleNet
-(Caffe2, opset 9, fixed batch 1), each imported, then served by a real server and asked over
+gammas, ResNet-50, MobileNetV2, DenseNet-BC, also with typical gammas, VGG-11 with BN) and the
+onnx wheel's light ShuffleNet, ResNet-50, Inception-v2 and DenseNet-121 (Caffe2, opset 9,
+fixed batch 1), each imported, then served by a real server and asked over
 /predict and tritonclient (HTTP, gRPC). The reference is the original file in ONNX Runtime,
 fed images this test preprocesses itself (Pillow, numpy)."""
 
@@ -42,10 +43,18 @@ def imported(tmp_path_factory):
     path = torch_nets.export(net, folder / "preact_typical.onnx")
     assert main(["import", str(path), "--repo", str(repo), "--preprocess", "cifar"]) == 0
     SOURCES["preact_typical"] = (path, CIFAR, None, 32)
-    path = folder / "light_shufflenet.onnx"
-    onnx.save(_materialized("light_shufflenet"), str(path))
-    assert main(["import", str(path), "--repo", str(repo), "--name", "shufflenet"]) == 0
-    SOURCES["shufflenet"] = (path, IMAGENET, 256, 224)
+    # a DenseNet-BC likewise: the first BN of each dense block goes too (its offset into the
+    # Conv before it, through the transition's pooling; the Concats carry it to the later BNs)
+    net = torch_nets.with_random_statistics(torch_nets.densenet_bc(), seed=4, typical=True)
+    path = torch_nets.export(net, folder / "densenet_typical.onnx")
+    assert main(["import", str(path), "--repo", str(repo), "--preprocess", "cifar"]) == 0
+    SOURCES["densenet_typical"] = (path, CIFAR, None, 32)
+    for light in ("shufflenet", "resnet50", "inception_v2", "densenet121"):
+        path = folder / f"light_{light}.onnx"
+        onnx.save(_materialized(f"light_{light}"), str(path))
+        name = light if light == "shufflenet" else f"light_{light}"
+        assert main(["import", str(path), "--repo", str(repo), "--name", name]) == 0
+        SOURCES[name] = (path, IMAGENET, 256, 224)
     return repo
 
 
@@ -68,10 +77,14 @@ def test_every_bn_with_an_exact_fold_is_folded_and_the_rest_reported(imported):
         assert sum(entry.folded_into is not None for entry in report) >= _after_conv(path)
         # after convolutions, or before ReLUs on a stream a Conv makes with gammas that leave
         # nothing behind (pre-activation): all
-        if name in ("resnet18", "preact_typical", "mobilenet_v2", "vgg11_bn", "shufflenet"):
+        everything = ("resnet18", "resnet50", "preact_typical", "mobilenet_v2", "vgg11_bn")
+        if name in (*everything, "shufflenet", "light_resnet50", "light_inception_v2"):
             assert all(entry.folded_into for entry in report), name
             served = onnx.load(str(imported / name / "1" / "model.onnx"))
             assert not any(n.op_type == "BatchNormalization" for n in served.graph.node)
+        if name == "densenet_typical":  # only the BNs that read a Concat are left
+            kept = [entry.reason for entry in report if not entry.folded_into]
+            assert len(kept) == 6 and all(r.startswith("after Concat") for r in kept), kept
 
 
 def _reference(name: str, image: np.ndarray, decoded: bool = False) -> np.ndarray:
@@ -120,9 +133,11 @@ def test_imported_models_answer_predict_and_tritonclient_as_the_original(importe
         http_client = triton_http.InferenceServerClient(server.url.removeprefix("http://"))
         grpc_client = triton_grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}")
         for name, (_, _, resize, size) in SOURCES.items():
+            card = ModelCard.read(imported / name / "1" / "model.onnx")
+            gives = card.imported_from.outputs  # logits, or (a final Softmax) probabilities
             for image in _images(2, (size + 8, size + 20) if resize else (40, 48)):
                 expected = _reference(name, image)
-                if name != "shufflenet":  # the others give logits; shufflenet, probabilities
+                if gives == "logits":
                     expected = (
                         np.exp(expected - expected.max()) / np.exp(expected - expected.max()).sum()
                     )
@@ -140,8 +155,7 @@ def test_imported_models_answer_predict_and_tritonclient_as_the_original(importe
             for client, module in ((http_client, triton_http), (grpc_client, triton_grpc)):
                 tensor = module.InferInput("images", list(tensors.shape), "UINT8")
                 tensor.set_data_from_numpy(tensors)
-                # the light model ends in a Softmax: its output is the probabilities
-                output = "probabilities" if name == "shufflenet" else "logits"
+                output = gives  # the same values as the original's output
                 got = client.infer(name, [tensor]).as_numpy(output)[0]
                 scale = max(1.0, float(np.abs(direct).max()))
                 assert np.abs(got - direct).max() <= 1e-4 * scale, name

@@ -1,7 +1,8 @@
 """Networks written here (not with skipfold's model code), small enough for a CPU, in the layouts
-other people train: post- and pre-activation ResNets, a MobileNetV2, a DenseNet-BC and a VGG
-with BN. Each with random BN statistics (negative, zero and 1e-8 gammas among them), exported by
-torch.onnx with every BatchNormalization kept as a node."""
+other people train: post- and pre-activation ResNets (ResNet-18's basic blocks, ResNet-50's
+bottlenecks), a MobileNetV2, a DenseNet-BC and a VGG with BN. Each with random BN statistics
+(negative, zero and 1e-8 gammas among them), exported by torch.onnx with every
+BatchNormalization kept as a node."""
 
 from pathlib import Path
 
@@ -62,6 +63,40 @@ def resnet18(pre_activation: bool = False) -> nn.Module:
     return nn.Sequential(
         *stem, *layers, *head, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10)
     )
+
+
+class Bottleneck(nn.Module):
+    """ResNet-50's post-activation block: 1x1 conv-BN-ReLU, 3x3 conv-BN-ReLU, 1x1 conv-BN (4x
+    the width), + shortcut (a strided 1x1 conv-BN where the shape changes), ReLU."""
+
+    def __init__(self, cin: int, width: int, stride: int) -> None:
+        super().__init__()
+        cout = 4 * width
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout),
+        )  # fmt: skip
+        self.down = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.down(x))
+
+
+def resnet50() -> nn.Module:
+    """ResNet-50's layout (stages of 3, 4, 6 and 3 bottlenecks) at widths 8-64, for 32 x 32."""
+    layers: list[nn.Module] = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16)]
+    layers.append(nn.ReLU())
+    cin = 16
+    for i, (blocks, width) in enumerate(zip((3, 4, 6, 3), (8, 16, 32, 64), strict=True)):
+        for j in range(blocks):
+            layers.append(Bottleneck(cin, width, 2 if i and not j else 1))
+            cin = 4 * width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 10))
 
 
 class InvertedResidual(nn.Module):
@@ -135,6 +170,7 @@ def vgg11_bn() -> nn.Module:
 
 NETWORKS = {
     "resnet18": resnet18,
+    "resnet50": resnet50,
     "preact_resnet18": lambda: resnet18(pre_activation=True),
     "mobilenet_v2": mobilenet_v2,
     "densenet_bc": densenet_bc,

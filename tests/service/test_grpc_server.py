@@ -130,7 +130,7 @@ def test_typed_contents_and_request_id(server, clients):
     ("model", "shape", "datatype", "message"),
     [
         ("nope", [1, 32, 32, 3], "UINT8", "unknown model 'nope'"),
-        ("bn", [1, 16, 16, 3], "UINT8", "input shape must be [N, 32, 32, 3]"),
+        ("bn", [1, 16, 16, 3], "UINT8", "input 'images' shape must be [N, 32, 32, 3]"),
         ("bn", [65, 32, 32, 3], "UINT8", "batch of 65 exceeds the max_batch_size 64 of model 'bn'"),
     ],
 )
@@ -160,7 +160,10 @@ def test_wrong_datatype_and_byte_count(server):
         request.inputs.add(name="images", datatype="UINT8", shape=[1, 32, 32, 3])
         with pytest.raises(grpc.RpcError) as caught:
             stub.ModelInfer(request)
-        assert "raw input holds 10 bytes; shape [1, 32, 32, 3] needs 3072" in caught.value.details()
+        assert (
+            "raw input 'images' holds 10 bytes; shape [1, 32, 32, 3] of UINT8 needs 3072"
+            in caught.value.details()
+        )
 
 
 def test_metrics_count_grpc_requests(server, clients):

@@ -153,3 +153,25 @@ def test_page_and_docs_assets_need_no_api_key_but_the_api_does(repo):
         assert "cdn" not in docs.lower() and "/swagger/swagger-ui-bundle.js" in docs
     finally:
         server.stop()
+
+
+@needs_chromium
+def test_the_page_offers_image_classifiers_and_names_the_other_models(repo, browser, tmp_path):
+    """A float NCHW model beside the classifiers: served over /v2, not offered for images."""
+    from selenium.webdriver.common.by import By
+
+    from tests.service import any_models
+
+    mixed = tmp_path / "repo"
+    shutil.copytree(repo / "skipinit", mixed / "skipinit")
+    any_models.place(mixed, "nchw", any_models.nchw(), any_models.NCHW_CONFIG)
+    server = Server(mixed, "--default-model", "nchw")
+    server.wait_ready()
+    try:
+        browser.get(server.url + "/")
+        _wait(browser, lambda d: d.find_element(By.ID, "others").is_displayed())
+        models = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#model option")]
+        assert models == ["skipinit"]
+        assert "not image classifiers): nchw" in browser.find_element(By.ID, "others").text
+    finally:
+        server.stop()
