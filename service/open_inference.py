@@ -153,6 +153,10 @@ def typed_values(values: np.ndarray, tensor: CheckedInput, field: str) -> np.nda
                 f"{tensor.spec.datatype} input values must be integers in "
                 f"{limits.min}..{limits.max}",
             )
+    if values.size and dtype.kind == "f" and np.abs(values).max() > np.finfo(dtype).max:
+        raise ApiError(
+            400, f"{tensor.spec.datatype} input values must lie within ±{np.finfo(dtype).max:.6g}"
+        )
     return values.astype(dtype).reshape(tensor.shape)
 
 
