@@ -131,7 +131,6 @@ def torch_variants(
     try:
         import torch
 
-        from skipfold.export.fold import fold_model
         from skipfold.export.onnx_graph import ImageClassifier
         from skipfold.models import FlipAveraged, build_model
     except ImportError as exc:
@@ -145,9 +144,10 @@ def torch_variants(
     for name, card in cards.items():
         if card is None or card.precision != "fp32":
             continue  # not a skipfold model, or not a float32 one: nothing to rebuild
-        network = build_model(card.variant, card.depth, card.width, len(card.classes)).eval()
-        if card.folded:
-            network = fold_model(network)
+        # a folded network computes what the `none` variant does: convolutions and ReLUs, no
+        # BN, no alpha (its convolutions' biases aside)
+        variant = "none" if card.folded else card.variant
+        network = build_model(variant, card.depth, card.width, len(card.classes)).eval()
         if card.test_flip:
             network = FlipAveraged(network)
         per_image = card.standardize == "per-image"

@@ -12,7 +12,7 @@ import torch
 
 from skipfold import __version__
 from skipfold.common.io import file_sha256
-from skipfold.export.fold import fold_model
+from skipfold.export.folding import fold_exported
 from skipfold.export.graph_stats import flops_per_image, op_counts, parameter_count
 from skipfold.export.onnx_graph import ImageClassifier, export_onnx
 from skipfold.export.options import DEFAULT_MAX_BATCH_SIZE, MIN_OPSET, PrecisionOptions
@@ -37,6 +37,9 @@ from skipfold.training.checkpoint import load_trained
 from skipfold.training.run_folder import MODEL, RunConfig, RunFolder
 
 __all__ = ["ExportedModel", "PrecisionOptions", "build", "export_run"]
+
+# The SkipInit paper's control of scaled unnormalized branches: trained, never served
+NOT_EXPORTED = ("none-scaled",)
 
 
 @dataclass(frozen=True)
@@ -65,24 +68,26 @@ def build(
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be {MIN_OPSET} or later, got {opset}")
     folder = RunFolder(run)
+    variant = folder.read_config().model.variant
+    if variant in NOT_EXPORTED:
+        raise ValueError(
+            f"{variant} is a training ablation of the SkipInit paper and is not exported; "
+            "export bn, skipinit, skipinit-reg or none"
+        )
     reduced_data = run_images(folder, options, precision, test_flip)  # checked first
     model, config = load_trained(folder)
     data = config.data
     per_image = data.standardize == "per-image"
-    tta = FlipAveraged if test_flip else (lambda network: network)
+    network = FlipAveraged(model) if test_flip else model
     unfolded = export_onnx(
-        ImageClassifier(tta(model), data.mean, data.std, per_image), data.input_size, opset
+        ImageClassifier(network, data.mean, data.std, per_image), data.input_size, opset
     )
-    graph, network = unfolded, tta(model)
-    if fold:
-        network = tta(fold_model(model))
-        folded = ImageClassifier(network, data.mean, data.std, per_image)
-        graph = export_onnx(folded, data.input_size, opset)
+    graph = fold_exported(unfolded) if fold else unfolded
     check = np.concatenate(
         [random_images(RANDOM_IMAGES, data.input_size), image_files(images, data.input_size)]
     )
     figures = verify(
-        graph.SerializeToString(), tta(model), data.mean, data.std, check, per_image=per_image
+        graph.SerializeToString(), network, data.mean, data.std, check, per_image=per_image
     )
     flip_accuracy = _graph_accuracy(graph, reduced_data) if test_flip else None
     reduced: dict = {}
@@ -90,8 +95,7 @@ def build(
         graph, reduced = int8_graph(graph, reduced_data, options)
     elif precision == "fp16":
         half = ImageClassifier(network, data.mean, data.std, per_image, dtype=torch.float16)
-        half_graph = export_onnx(half, data.input_size, opset)
-        graph, reduced = fp16_graph(graph, half, half_graph, check, reduced_data, options)
+        graph, reduced = fp16_graph(graph, half, check, reduced_data, options)
     card = _card(folder, config, fold, graph, unfolded, figures, precision, reduced)
     if test_flip:  # the mirror is a second image's work; the run's own figure had no flips
         flops = 2 * card.flops_per_image

@@ -1,6 +1,6 @@
 """int8 and fp16 for imported models: the verified float32 graph quantized by ONNX Runtime (as
-`skipfold export --precision int8` does), or converted to float16 by onnxconverter-common
-(inputs and outputs kept as they are), calibrated and checked on the user's own images.
+`skipfold export --precision int8` does), or converted to float16 (export/float16.py, inputs
+and outputs kept as they are), calibrated and checked on the user's own images.
 
 Images in class folders named as the model's classes give an accuracy check against their
 labels; other images a check against the float32 graph's own predictions (its top-1 taken as
@@ -17,15 +17,10 @@ import numpy as np
 import onnx
 
 from skipfold.common.images import IMAGE_SUFFIXES
+from skipfold.export.float16 import to_float16
 from skipfold.export.options import PrecisionOptions
 from skipfold.export.quantize import calibration_sample, quantize_int8
-from skipfold.export.verify import (
-    VerificationError,
-    accuracy_drop,
-    check_finite,
-    image_files,
-    onnx_outputs,
-)
+from skipfold.export.verify import accuracy_drop, check_finite, image_files, onnx_outputs
 from skipfold.formats.model_card import AccuracyCheck, Quantization
 
 
@@ -80,10 +75,6 @@ def int8_import(
     return quantized, fields
 
 
-FLOAT16_MAX = float(np.finfo(np.float16).max)
-FLOAT16 = onnx.TensorProto.FLOAT16
-
-
 def _checked(
     graph: onnx.ModelProto,
     candidate: onnx.ModelProto,
@@ -110,57 +101,8 @@ def fp16_import(
     """The float16 graph and its card fields, after three checks: every weight within float16's
     range (the converter would clip it silently), finite logits on the `check` images, and the
     accuracy on the calibration images within the limit (AccuracyDropError past it)."""
-    from onnx import numpy_helper
-    from onnxconverter_common import float16
-
-    past = sum(
-        int((np.abs(values) > FLOAT16_MAX).sum())
-        for values in (numpy_helper.to_array(t) for t in graph.graph.initializer)
-        if values.dtype == np.float32
-    )
-    if past:
-        raise VerificationError(
-            f"{past} weights lie past float16's range ({FLOAT16_MAX:,.0f}); import it as fp32 "
-            "or int8"
-        )
-    half = float16.convert_float_to_float16(
-        _outputs_apart(graph),
-        min_positive_val=float(np.finfo(np.float16).smallest_subnormal),
-        max_finite_val=FLOAT16_MAX,  # its default, 1e4, would clip weights in range silently
-        keep_io_types=True,
-    )
-    _casts_to_float16(half)
+    half = to_float16(graph, instead="import it as")
     chunks = range(0, len(check), batch)
     logits = [onnx_outputs(half.SerializeToString(), check[i : i + batch])[0] for i in chunks]
     check_finite(np.concatenate(logits), "fp16")
     return half, {"accuracy_check": AccuracyCheck(**_checked(graph, half, data, options, batch))}
-
-
-def _casts_to_float16(model: onnx.ModelProto) -> None:
-    """The converter types the outputs of the graph's own casts to float32 (the standardization's
-    from uint8, say) as float16 and leaves their `to` as it was: an invalid graph. Such a cast
-    now casts to float16, as its readers expect."""
-    half = {v.name for v in model.graph.value_info if v.type.tensor_type.elem_type == FLOAT16}
-    for node in model.graph.node:
-        if node.op_type == "Cast" and node.output[0] in half:
-            for attribute in node.attribute:
-                if attribute.name == "to" and attribute.i == onnx.TensorProto.FLOAT:
-                    attribute.i = FLOAT16
-
-
-def _outputs_apart(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy in which no graph output is read by a node (the logits, read by the softmax): the
-    converter casts such an output back to float32 in place, and its readers then get float32
-    where it typed float16. Each becomes an Identity of an inner tensor the readers read."""
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    graph = model.graph
-    read = {name for node in graph.node for name in node.input}
-    for output in graph.output:
-        if output.name not in read:
-            continue
-        inner = f"{output.name}_inner"
-        for node in graph.node:
-            node.output[:] = [inner if o == output.name else o for o in node.output]
-            node.input[:] = [inner if i == output.name else i for i in node.input]
-        graph.node.append(onnx.helper.make_node("Identity", [inner], [output.name]))
-    return model

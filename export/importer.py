@@ -17,7 +17,7 @@ import onnx
 
 from skipfold import __version__
 from skipfold.common.io import file_sha256
-from skipfold.export.graph_fold import fold_batchnorms, fold_mul_add
+from skipfold.export.folding import fold_graph
 from skipfold.export.graph_stats import flops_per_image, op_counts, parameter_count
 from skipfold.export.import_options import ImportOptions
 from skipfold.export.import_precision import (
@@ -35,7 +35,6 @@ from skipfold.export.onnx_source import (
     logits_output,
 )
 from skipfold.export.options import PrecisionOptions
-from skipfold.export.preact_fold import fold_preactivation
 from skipfold.export.preprocessing_graph import pixel_matrix, wrap
 from skipfold.export.verify import (
     MAX_ABS_LOGIT_DIFF,
@@ -186,11 +185,8 @@ def _build(
     is_float = image.elem_type != onnx.TensorProto.UINT8
     matrix = pixel_matrix(image.channels, options.channel_order, mean, std) if is_float else None
     unfolded = wrap(source, image, plan.size, logits, ends_in_softmax, matrix, plan.output_rank)
-    merged, mul_add_before = fold_mul_add(unfolded)  # into BNs and Convs, then BNs folded
-    folded, report = fold_batchnorms(merged)
-    folded, report = fold_preactivation(folded, report)
-    folded, mul_add_after = fold_mul_add(folded)  # into the Convs the BNs went into
-    mul_add_folded = mul_add_before + mul_add_after
+    folding = fold_graph(unfolded)
+    folded, report = folding.model, folding.report
     onnx.checker.check_model(folded, full_check=True)
     resize = options.resize_for(min(plan.size))
     check = np.concatenate([random_images(RANDOM_IMAGES, plan.size), plan.verify_images])
@@ -238,7 +234,7 @@ def _build(
     onnx.helper.set_model_props(folded, card.to_metadata())
     folded.producer_name, folded.producer_version = "skipfold", __version__
     model_bytes = folded.SerializeToString(deterministic=True)
-    return ImportedModel(model_bytes, card, mul_add_folded, image.batch is not None)
+    return ImportedModel(model_bytes, card, folding.mul_add_folded, image.batch is not None)
 
 
 def import_model(

@@ -1,6 +1,6 @@
 """Pre-activation BatchNormalization folded over an ONNX graph: BN -> ReLU -> convolutions.
 
-The method of export/fold.py, on any graph. In eval mode a BN is y = s x + t per channel, and
+In eval mode a BN is y = s x + t per channel, and
 for s != 0, relu(s x + t) = |s| relu(sign(s) (x + t / s)):
 
 - |s| moves into the input channels of what reads the ReLU (Convs, padded or not: |s| * 0 = 0;
@@ -42,7 +42,9 @@ from skipfold.export.preact_offset import (
     propagate,
 )
 
-MAX_STREAM_OFFSET_RATIO = 16.0  # as export/fold.py: the stream loses at most ~4 bits
+# An offset rides on the stream only while it is at most this many times the stream's own scale
+# there (|running mean| + running std): the stream then loses at most ~4 bits.
+MAX_STREAM_OFFSET_RATIO = 16.0
 PASS_SCALE = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}
 
 
@@ -156,7 +158,8 @@ def fold_preactivation(
     result is exact (in place), and the report updated. Without `allow_residue`, only where
     nothing is left of the BN: a Mul by the signs and an Add for the explicit channels cost
     more than the BN they replace (a pre-activation ResNet-18 with such statistics: 10% slower
-    at batch 1 under ONNX Runtime, docs/import.md); export/fold.py's method keeps them."""
+    at batch 1 under ONNX Runtime, docs/import.md); `skipfold export` allows them, as every BN
+    of its own networks must go."""
     g = _Graph(model)
     by_label = {_label(n): n for n in g.graph.node if n.op_type == "BatchNormalization"}
     updated = []

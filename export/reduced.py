@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from skipfold.export.float16 import to_float16
 from skipfold.export.onnx_graph import ImageClassifier
 from skipfold.export.options import PrecisionOptions
 from skipfold.export.quantize import calibration_sample, quantize_int8
@@ -93,16 +94,19 @@ def int8_graph(
 def fp16_graph(
     graph: onnx.ModelProto,
     half: ImageClassifier,
-    half_graph: onnx.ModelProto,
     check: np.ndarray,
     data: RunImages,
     options: PrecisionOptions,
 ) -> tuple[onnx.ModelProto, dict]:
-    """The fp16 graph and its card fields, after three checks against the float32 `graph`:
-    every weight finite in float16; the network's float16 arithmetic (PyTorch's float16 kernels,
-    see verify.classifier_logits) finite on the check and test images and within the accuracy
-    limit on the test images, which the card records; and the exported fp16 graph itself, run by
-    ONNX Runtime, within the limit too (a wrong export, not float16, would fail there)."""
+    """The fp16 graph (the float32 graph converted: export/float16.py) and its card fields,
+    after three checks against the float32 `graph`: every weight finite in float16 (the
+    graph's, and the network's); the network's float16 arithmetic (PyTorch's float16 kernels, see
+    verify.classifier_logits) finite on the check and test images and within the accuracy
+    limit on the test images, which the card records; and the fp16 graph itself, run by ONNX
+    Runtime, within the limit too (a wrong conversion, not float16, would fail there). The
+    standardization before the first Conv and the softmax stay float32 (per-image
+    standardization squares pixel sums past float16's range; clients keep their types)."""
+    half_graph = to_float16(graph, _float32_nodes(graph), instead="export")
     values = [t for t in [*half.parameters(), *half.buffers()] if t.is_floating_point()]
     overflowed = sum(int((~t.isfinite()).sum()) for t in values)
     if overflowed:
@@ -119,3 +123,11 @@ def fp16_graph(
     check_finite(onnx_outputs(exported, check)[0], "fp16")
     accuracy_drop(reference, top1(exported, data.test_images), data.test_labels, limit)
     return half_graph, {"accuracy_check": AccuracyCheck(**figures)}
+
+
+def _float32_nodes(graph: onnx.ModelProto) -> list[int]:
+    """The nodes that stay float32: every one before the first Conv (decoding and
+    standardization), and the softmax."""
+    nodes = list(graph.graph.node)
+    first = next(i for i, n in enumerate(nodes) if n.op_type == "Conv")
+    return [*range(first), *(i for i, n in enumerate(nodes) if n.op_type == "Softmax")]

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from skipfold.export.exporter import export_run
-from skipfold.export.fold import fold_model
 from skipfold.export.onnx_graph import ImageClassifier
 from skipfold.formats.model_repository import ModelRepository
 from skipfold.service.runtime import Runner, create_session, resolve_providers
@@ -28,7 +27,7 @@ def test_an_fp16_export_on_cuda_computes_what_pytorch_float16_does(variant, tmp_
     network, config = load_trained(RunFolder(run))
     data = config.data
     per_image = data.standardize == "per-image"
-    half = ImageClassifier(fold_model(network), data.mean, data.std, per_image, torch.float16)
+    half = ImageClassifier(network, data.mean, data.std, per_image, torch.float16)
     half = half.cuda().eval()
     providers = resolve_providers("cuda")
     fp32 = Runner(create_session(found[variant], providers, 1, "all", "cuda"))

@@ -67,7 +67,7 @@ def test_reduced_precision_is_checked_on_the_calibration_folder(
     else:  # float16 weights, and the interface as it was: uint8 in, float32 out
         assert {t.data_type for t in graph.initializer if t.dims} >= {onnx.TensorProto.FLOAT16}
         assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
-        assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        assert {o.type.tensor_type.elem_type for o in graph.output} == {onnx.TensorProto.FLOAT}
         fp16_logits = _logits(reduced, images)
         np.testing.assert_allclose(fp16_logits, _logits(fp32, images), rtol=0.01, atol=0.01)
 

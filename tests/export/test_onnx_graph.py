@@ -6,7 +6,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from skipfold.export.fold import fold_model
+from skipfold.export.folding import fold_exported
 from skipfold.export.graph_stats import flops_per_image, op_counts
 from skipfold.export.onnx_graph import ImageClassifier, export_onnx
 from skipfold.export.verify import random_images, reference_logits
@@ -23,7 +23,7 @@ def bn_model():
 
 @pytest.fixture(scope="module")
 def folded_graph(bn_model):
-    return export_onnx(ImageClassifier(fold_model(bn_model), MEAN, STD), (32, 32))
+    return fold_exported(export_onnx(ImageClassifier(bn_model, MEAN, STD), (32, 32)))
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def session(graph, level=ort.GraphOptimizationLevel.ORT_DISABLE_ALL):
 
 def test_folded_graph_has_no_batchnorm_and_the_skipinit_graph_ops(folded_graph):
     skipinit = randomize(build_model("skipinit", 16, 2))
-    skipinit_graph = export_onnx(ImageClassifier(fold_model(skipinit), MEAN, STD), (32, 32))
+    skipinit_graph = fold_exported(export_onnx(ImageClassifier(skipinit, MEAN, STD), (32, 32)))
     assert "BatchNormalization" not in op_counts(folded_graph)
     assert op_counts(folded_graph) == op_counts(skipinit_graph)
     # 1 stem + 6 blocks x 2 + 3 projection shortcuts (16->32 too); 6 residual adds + 1 preprocessing
@@ -79,7 +79,7 @@ def test_any_batch_size_matches_pytorch(bn_model, folded_graph, unfolded_graph, 
 
 def test_per_image_standardization_in_the_graph_matches_training():
     model = randomize(build_model("skipinit", 10, 1))
-    graph = export_onnx(ImageClassifier(fold_model(model), MEAN, STD, per_image=True), (32, 32))
+    graph = fold_exported(export_onnx(ImageClassifier(model, MEAN, STD, per_image=True), (32, 32)))
     images = random_images(8, (32, 32))
     images[0] = 77  # a flat image: its std is 0, the floor applies
     expected = reference_logits(model, images, MEAN, STD, per_image=True)

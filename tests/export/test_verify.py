@@ -7,7 +7,7 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from skipfold.export.fold import fold_model
+from skipfold.export.folding import fold_exported
 from skipfold.export.onnx_graph import ImageClassifier, export_onnx
 from skipfold.export.verify import (
     AccuracyDropError,
@@ -27,7 +27,7 @@ MEAN, STD = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
 @pytest.fixture(scope="module")
 def model_and_graph():
     model = randomize(build_model("bn", 10, 1))
-    return model, export_onnx(ImageClassifier(fold_model(model), MEAN, STD), (32, 32))
+    return model, fold_exported(export_onnx(ImageClassifier(model, MEAN, STD), (32, 32)))
 
 
 def test_a_correct_graph_passes_and_reports_its_figures(model_and_graph):
