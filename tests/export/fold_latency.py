@@ -1,7 +1,8 @@
 """The docs' latency table for `skipfold import` (docs/import.md): the onnx wheel's light models
 and each network of tests/export/torch_nets.py behind skipfold's interface, unfolded against
-folded, batch 1, one thread, ONNX Runtime at level all and OpenVINO (fp32) where installed, in
-interleaved rounds (bench/rounds.py). Both graphs carry
+folded, batch 1, one thread, ONNX Runtime at level all (fp32, and int8 as `skipfold import
+--precision int8` quantizes) and OpenVINO (fp32) where installed, in interleaved rounds
+(bench/rounds.py). Both graphs carry
 the same standardization and softmax, so the ratio is the fold's alone. Run from the
 repository root: python -m tests.export.fold_latency"""
 
@@ -19,6 +20,7 @@ from skipfold.export import importer
 from skipfold.export.import_options import ImportOptions
 from skipfold.export.onnx_source import logits_output
 from skipfold.export.preprocessing_graph import pixel_matrix, wrap
+from skipfold.export.quantize import quantize_int8
 from tests.export import torch_nets
 from tests.export.fold_counts import NAMES
 from tests.export.test_graph_fold import _materialized
@@ -56,15 +58,25 @@ def _sources(folder: Path) -> list[tuple[str, str, Path]]:
     return rows
 
 
+def _int8(graph: bytes, size: int) -> bytes:
+    """`graph` quantized as `skipfold import --precision int8` does (its default calibration),
+    on 8 random images fed one at a time (the light models' batch is fixed at 1)."""
+    images = np.random.default_rng(1).integers(0, 256, (8, size, size, 3), dtype=np.uint8)
+    return quantize_int8(onnx.load_from_string(graph), images, batch=1).SerializeToString()
+
+
 def _engines(folder: Path, name: str, graphs: dict[str, bytes], image: np.ndarray) -> dict:
-    """ONNX Runtime (level all, one thread) and, where installed, OpenVINO (fp32, one thread):
-    step functions by (engine, kind)."""
+    """ONNX Runtime (level all, one thread; fp32 and int8) and, where installed, OpenVINO (fp32,
+    one thread): step functions by (engine, kind)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     steps = {}
     for kind, graph in graphs.items():
         session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         steps[f"onnxruntime/{kind}"] = lambda s=session: s.run(None, {"images": image})
+        quantized = _int8(graph, image.shape[1])
+        session = ort.InferenceSession(quantized, options, providers=["CPUExecutionProvider"])
+        steps[f"onnxruntime int8/{kind}"] = lambda s=session: s.run(None, {"images": image})
         if OPENVINO:
             from skipfold.service.openvino_runtime import OpenVINORunner
 
@@ -76,7 +88,7 @@ def _engines(folder: Path, name: str, graphs: dict[str, bytes], image: np.ndarra
 
 
 def table(folder: Path) -> str:
-    engines = ["onnxruntime", *(["openvino"] if OPENVINO else [])]
+    engines = ["onnxruntime", "onnxruntime int8", *(["openvino"] if OPENVINO else [])]
     header = " | ".join(
         f"{e} unfolded p50 ms | {e} folded p50 ms | {e} folded / unfolded" for e in engines
     )
