@@ -145,9 +145,15 @@ def torch_variants(
         if card is None or card.precision != "fp32":
             continue  # not a skipfold model, or not a float32 one: nothing to rebuild
         # a folded network computes what the `none` variant does: convolutions and ReLUs, no
-        # BN, no alpha (its convolutions' biases aside)
-        variant = "none" if card.folded else card.variant
-        network = build_model(variant, card.depth, card.width, len(card.classes)).eval()
+        # BN, no alpha (its convolutions' biases aside); with sigmoids some BNs stay as affines,
+        # which the unfolded network's BNs in eval mode compute
+        folded_away = card.folded and card.activation == "relu"
+        variant = "none" if folded_away else card.variant
+        options: dict[str, Any] = {"architecture": card.architecture, "activation": card.activation}
+        if card.architecture == "mlp":
+            options["input_size"] = card.input_size
+        network = build_model(variant, card.depth, card.width, len(card.classes), **options)
+        network = network.eval()
         if card.test_flip:
             network = FlipAveraged(network)
         per_image = card.standardize == "per-image"

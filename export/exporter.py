@@ -130,6 +130,8 @@ def _card(
         variant=config.model.variant,
         depth=config.model.depth,
         width=config.model.width,
+        architecture=config.model.architecture,
+        activation=config.model.activation,
         folded=fold,
         dataset=data.dataset,
         standardize=data.standardize,

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
-from skipfold.export.graph_nodes import padded
+from skipfold.export.graph_nodes import _Graph, _label, attribute, padded, plain_gemm
 
 
 @dataclass(frozen=True)
@@ -34,57 +34,6 @@ class BatchNormReport:
     name: str
     folded_into: str | None  # "Conv conv1 (after it)", or None when kept
     reason: str | None = None  # why it was kept
-
-
-class _Graph:
-    """The graph's nodes, who produces and who reads each value, and its constants."""
-
-    def __init__(self, model: onnx.ModelProto) -> None:
-        self.model = model
-        self.graph = model.graph
-        self.constants = {t.name: t for t in self.graph.initializer}
-        self.outputs = {o.name for o in self.graph.output}
-        self._channels: dict[str, int] | None = None  # by shape inference, when first asked
-
-    def readers(self, value: str) -> list[onnx.NodeProto]:
-        return [n for n in self.graph.node if value in n.input]
-
-    def producer(self, value: str) -> onnx.NodeProto | None:
-        return next((n for n in self.graph.node if value in n.output), None)
-
-    def array(self, name: str) -> np.ndarray | None:
-        tensor = self.constants.get(name)
-        return None if tensor is None else numpy_helper.to_array(tensor).astype(np.float64)
-
-    def channels(self, value: str) -> int | None:
-        """The size of `value`'s second (channel) dimension where shape inference knows it."""
-        if self._channels is None:
-            inferred = onnx.shape_inference.infer_shapes(self.model).graph
-            self._channels = {}
-            for info in [*inferred.value_info, *inferred.input, *inferred.output]:
-                dims = info.type.tensor_type.shape.dim
-                if len(dims) > 1 and dims[1].HasField("dim_value"):
-                    self._channels[info.name] = dims[1].dim_value
-        return self._channels.get(value)
-
-    def only_reader(self, value: str, node: onnx.NodeProto) -> bool:
-        return value not in self.outputs and self.readers(value) == [node]
-
-    def set_constant(self, name: str, values: np.ndarray, dtype: np.dtype) -> None:
-        tensor = numpy_helper.from_array(values.astype(dtype), name)
-        if name in self.constants:
-            self.constants[name].CopyFrom(tensor)
-            return
-        self.graph.initializer.append(tensor)
-        self.constants[name] = self.graph.initializer[-1]
-        if self.model.ir_version < 4:  # then every initializer is also a graph input
-            self.graph.input.append(
-                helper.make_tensor_value_info(name, tensor.data_type, values.shape)
-            )
-
-
-def _label(node: onnx.NodeProto) -> str:
-    return f"{node.op_type} {node.name or node.output[0]}"
 
 
 def _statistics(g: _Graph, bn: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray] | str:
@@ -134,13 +83,17 @@ def _bias(g: _Graph, conv: onnx.NodeProto, channels: int) -> tuple[str, np.ndarr
 def _fold_after(
     g: _Graph, conv: onnx.NodeProto, bn: onnx.NodeProto, scale: np.ndarray, shift: np.ndarray
 ) -> bool:
-    """y = s (W * x + b) + t = (s W) * x + (s b + t), per output channel."""
+    """y = s (W * x + b) + t = (s W) * x + (s b + t), per output channel (a Gemm's weights
+    are [out, in] with transB, else [in, out])."""
     weights = _weights(g, conv)
-    if weights is None or weights.shape[0] != len(scale):
+    out_axis = 1 if conv.op_type == "Gemm" and not attribute(conv, "transB", 0) else 0
+    if weights is None or weights.shape[out_axis] != len(scale):
         return False
     dtype = numpy_helper.to_array(g.constants[conv.input[1]]).dtype
     bias_name, bias = _bias(g, conv, len(scale))
-    g.set_constant(conv.input[1], weights * scale.reshape(-1, *[1] * (weights.ndim - 1)), dtype)
+    per_output = [1] * weights.ndim
+    per_output[out_axis] = -1
+    g.set_constant(conv.input[1], weights * scale.reshape(per_output), dtype)
     g.set_constant(bias_name, bias * scale + shift, dtype)
     conv.output[0] = bn.output[0]
     return True
@@ -200,7 +153,9 @@ def fold_batchnorms(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[Batch
         readers = g.readers(bn.output[0])
         if (
             producer is not None
-            and producer.op_type == "Conv"
+            and (
+                producer.op_type == "Conv" or (producer.op_type == "Gemm" and plain_gemm(producer))
+            )
             and g.only_reader(bn.input[0], bn)
             and _fold_after(g, producer, bn, scale, shift)
         ):

@@ -203,6 +203,8 @@ def _build(
         classes=plan.classes,
         input_size=plan.size,
         variant=IMPORTED,
+        architecture="",
+        activation="",
         folded=True,
         mean=mean,
         std=std,

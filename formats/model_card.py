@@ -106,8 +106,10 @@ class ModelCard(BaseModel):
     classes: list[str]
     input_size: tuple[int, int]  # (height, width); the graph takes uint8 [N, H, W, 3]
     variant: str  # "bn", "skipinit", or IMPORTED
-    depth: int = 0  # a Wide-ResNet's; 0 for an imported network
-    width: int = 0
+    depth: int = 0  # a Wide-ResNet's (the mlp's hidden layers); 0 for an imported network
+    width: int = 0  # the width factor (the mlp's units)
+    architecture: str = "wrn"  # the family's (models.spec.ARCHITECTURES); "" when imported
+    activation: str = "relu"  # the family's (models.spec.ACTIVATIONS); "" when imported
     folded: bool  # every BatchNorm (and alpha) folded into the convolutions
     dataset: str = ""
     standardize: Literal["dataset", "per-image"] = "dataset"  # inside the graph

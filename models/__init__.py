@@ -1,4 +1,5 @@
-"""The Wide-ResNet family: `build_model(variant, depth, width, ...)` and its building blocks.
+"""The model family: `build_model(variant, depth, width, ...)` (Wide-ResNets and the BN paper's
+MLP) and its building blocks.
 
 Importing the package costs no torch: `skipfold.models.spec` (names, `ModelSpec`) is torch-free,
 and the torch modules load on first use of a name below.
@@ -14,8 +15,10 @@ _LAZY = {
     "VARIANTS": "skipfold.models.wide_resnet",
     "PreActBlock": "skipfold.models.wide_resnet",
     "WideResNet": "skipfold.models.wide_resnet",
-    "build_model": "skipfold.models.wide_resnet",
-    "build_from_spec": "skipfold.models.wide_resnet",
+    "MLP": "skipfold.models.mlp",
+    "ARCHITECTURES": "skipfold.models.build",
+    "build_model": "skipfold.models.build",
+    "build_from_spec": "skipfold.models.build",
     "ModelSpec": "skipfold.models.spec",
     "OPTIONS": "skipfold.models.spec",
     "VARIANT_NAMES": "skipfold.models.spec",

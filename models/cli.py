@@ -7,7 +7,13 @@ import math
 from typing import Any
 
 from skipfold.common import arguments
-from skipfold.models.spec import ALPHA_VARIANTS, VARIANT_NAMES, ModelSpec, check_alpha
+from skipfold.models.spec import (
+    ALPHA_VARIANTS,
+    VARIANT_NAMES,
+    ModelSpec,
+    check_alpha,
+    check_depth,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +63,7 @@ def _json_ready(value: Any) -> Any:
 
 
 def check(args: argparse.Namespace) -> None:
+    check_depth(args.depth)  # the probe measures Wide-ResNets
     if not args.compare:  # with --compare, alpha_init goes to the variants that have one
         check_alpha(args.variant, args.alpha_init)
 

@@ -17,8 +17,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from skipfold.models.build import build_model
 from skipfold.models.spec import ALPHA_VARIANTS, VARIANT_NAMES
-from skipfold.models.wide_resnet import WideResNet, build_model
+from skipfold.models.wide_resnet import WideResNet
 
 
 def variance(x: torch.Tensor) -> float:

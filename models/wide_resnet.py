@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from skipfold.models.spec import ModelSpec, check_depth
+from skipfold.models.spec import check_depth
 
 NormLayer = Callable[[int], nn.Module]
 
@@ -125,6 +125,7 @@ class WideResNet(nn.Module):
     ) -> None:
         super().__init__()
         check_depth(depth)
+        self.act_layer = act_layer
         blocks_per_stage = (depth - 4) // 6
         widths = (16 * width, 32 * width, 64 * width)
         self.stem = nn.Conv2d(3, 16, 3, 1, 1, bias=conv_bias)  # RGB
@@ -158,7 +159,8 @@ class WideResNet(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """He initialization (He et al. 2015) for every conv, in fan_in mode with the ReLU gain.
+        """He initialization (He et al. 2015) for every conv, in fan_in mode with the
+        activation's gain (ReLU's sqrt(2); sigmoid's 1).
 
         fan_in keeps the variance of the forward signal constant through conv + ReLU, which is
         the quantity the SkipInit paper's analysis tracks (an unnormalized branch then has the
@@ -166,9 +168,10 @@ class WideResNet(nn.Module):
         0; BN keeps PyTorch's defaults (gamma 1, beta 0, momentum 0.1, eps 1e-5); fc weights keep
         PyTorch's default uniform init.
         """
+        nonlinearity = "relu" if self.act_layer is nn.ReLU else "sigmoid"
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity=nonlinearity)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Linear):
@@ -188,35 +191,3 @@ class WideResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-
-def build_model(
-    variant: str, depth: int, width: int, num_classes: int = 10, **options: float
-) -> WideResNet:
-    """Build WRN-depth-width of a variant: 'bn', 'skipinit', 'skipinit-reg', 'none' or
-    'none-scaled'.
-
-    Options: `dropout` (inside every block, after the second activation; default 0),
-    `alpha_init` (skipinit variants; default 0, e.g. 1 or 1/sqrt(blocks) for the ablations),
-    `head_dropout` (before the classifier; default 0.6 for skipinit-reg, else 0).
-    Invalid arguments raise a one-line ValueError. The model carries its `spec`.
-    """
-    return build_from_spec(ModelSpec.create(variant, depth, width, num_classes, **options))
-
-
-def build_from_spec(spec: ModelSpec) -> WideResNet:
-    """The network a `ModelSpec` describes (freshly initialized)."""
-    variant = VARIANTS[spec.variant]
-    model = WideResNet(
-        spec.depth,
-        spec.width,
-        spec.num_classes,
-        norm_layer=variant.norm_layer,
-        conv_bias=variant.conv_bias,
-        dropout=spec.dropout,
-        alpha_init=spec.alpha_init,
-        head_dropout=spec.head_dropout,
-        output_scale=variant.output_scale,
-    )
-    model.spec = spec
-    return model

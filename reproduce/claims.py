@@ -128,10 +128,79 @@ def regularization_verdicts(summaries: list[Summary], lrs: tuple[float, ...]) ->
     return verdicts
 
 
+def covariate_shift_verdicts(summaries: list[Summary], lrs: tuple[float, ...]) -> list[Verdict]:
+    """Figure 1 (a)'s end point; its curves are judged in figure1.py."""
+    table = {s.arm: s for s in summaries}
+    bn, plain = table.get("mlp bn"), table.get("mlp without bn")
+    accuracy = [s.mean_acc if s and s.mean_acc is not None else 0.0 for s in (bn, plain)]
+    return [
+        _judge(
+            "with BN the MNIST network ends at a higher test accuracy",
+            f"with BN {_pct(accuracy[0])}, without {_pct(accuracy[1])}",
+            accuracy[0] > accuracy[1],
+            bn,
+            plain,
+        )
+    ]
+
+
+def initialization_verdicts(summaries: list[Summary], lrs: tuple[float, ...]) -> list[Verdict]:
+    """The paper: with BN, training is "less careful about initialization"."""
+    rows = {
+        arm: sorted((s for s in summaries if s.arm == arm), key=lambda s: s.x)
+        for arm in ("bn", "none")
+    }
+    spread = {}
+    for arm, found in rows.items():
+        accuracies = [s.mean_acc if s.mean_acc is not None else 0.1 for s in found]
+        spread[arm] = max(accuracies) - min(accuracies) if accuracies else None
+    reading = ", ".join(
+        f"{arm}: " + " / ".join(f"x{s.x:g} {_pct(s.mean_acc)}" for s in found)
+        for arm, found in rows.items()
+    )
+    both = [*rows["bn"], *rows["none"]]
+    return [
+        _judge(
+            "across initialization scales 0.1 to 10, the final accuracy varies less with BN than "
+            "without (range of the best accuracy per scale)",
+            f"range with BN {_pct(spread['bn'])}, without {_pct(spread['none'])} ({reading})",
+            None not in spread.values() and spread["bn"] < spread["none"],
+            *both,
+        )
+    ]
+
+
+def learning_rate_verdicts(summaries: list[Summary], lrs: tuple[float, ...]) -> list[Verdict]:
+    """All read from the curves (learning_rate.py)."""
+    return []
+
+
+def dropout_verdicts(summaries: list[Summary], lrs: tuple[float, ...]) -> list[Verdict]:
+    """The paper removed dropout from BN-Inception "without increasing overfitting"."""
+    table = {s.arm: s for s in summaries}
+    plain, dropped = table.get("bn"), table.get("bn dropout")
+    accuracy = [s.mean_acc if s and s.mean_acc is not None else 0.0 for s in (plain, dropped)]
+    losses = [fmt(s.train_loss if s else None, ".3f") for s in (plain, dropped)]
+    return [
+        _judge(
+            "BN without dropout is as accurate as BN with dropout (within half a point)",
+            f"without dropout {_pct(accuracy[0])} (train loss {losses[0]}), with dropout "
+            f"{_pct(accuracy[1])} (train loss {losses[1]})",
+            accuracy[0] >= accuracy[1] - 0.005,
+            plain,
+            dropped,
+        )
+    ]
+
+
 VERDICTS = {
     "depth": depth_verdicts,
     "batch-size": batch_size_verdicts,
     "regularization": regularization_verdicts,
+    "covariate-shift": covariate_shift_verdicts,
+    "initialization": initialization_verdicts,
+    "learning-rate": learning_rate_verdicts,
+    "dropout": dropout_verdicts,
 }
 
 

@@ -1,5 +1,6 @@
-"""`skipfold reproduce EXPERIMENT`: one of the SkipInit paper's training claims, as a grid of
-`skipfold train` runs, then a report that puts each reading beside the claim."""
+"""`skipfold reproduce EXPERIMENT`: one of the SkipInit or Batch Normalization paper's training
+claims, as a grid of `skipfold train` runs, then a report that puts each reading beside the
+claim."""
 
 from __future__ import annotations
 
@@ -18,16 +19,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "experiment",
         choices=EXPERIMENTS,
-        help="depth: Table 1 (which networks train deep); batch-size: optimal and largest "
-        "stable lr against batch size; regularization: Regularized SkipInit vs BN at small batch",
+        help="SkipInit paper: depth: Table 1 (which networks train deep); batch-size: optimal "
+        "and largest stable lr against batch size; regularization: Regularized SkipInit vs BN at "
+        "small batch. BN paper: covariate-shift: Figure 1 (the MNIST network with and without "
+        "BN, a sigmoid's input over training); initialization: final accuracy against the "
+        "initialization's scale, with and without BN; learning-rate: BN at 1, 5 and 30 times "
+        "the baseline's lr, and sigmoids; dropout: BN with and without dropout (CIFAR-10)",
     )
     parser.add_argument(
         "--preset",
         choices=PRESETS,
         default="cpu",
-        help="cpu: built-in data, narrow networks, about 30 minutes on 2 cores; paper: the "
-        "paper's CIFAR-10 setting (WRN-n-2, 200 epochs), for GPUs; smoke: the whole pipeline "
-        "in about a minute, a check of the setup that shows nothing about the claims",
+        help="cpu: built-in data, narrow networks, at most 30 minutes on 2 cores; paper: the "
+        "paper's setting (CIFAR-10, WRN-n-2, 200 epochs; covariate-shift: more seeds and lrs), "
+        "for GPUs; smoke: the whole pipeline in about a minute, a check of the setup that shows "
+        "nothing about the claims",
     )
     parser.add_argument(
         "--out",
@@ -62,10 +68,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
-    if args.preset == "paper" and args.data_dir is None:
+    shared = EXPERIMENT_TABLE[args.experiment].presets[args.preset].shared
+    if shared.get("dataset") == "cifar10" and args.data_dir is None:
         raise ValueError(
-            "--preset paper trains on CIFAR-10: give --data-dir (the release, or a folder to "
-            "download it into)"
+            f"--preset {args.preset} trains on CIFAR-10: give --data-dir (the release, or a "
+            "folder to download it into)"
+        )
+    if shared.get("dataset") == "imagefolder" and args.data_dir is None:
+        raise ValueError(
+            f"{args.experiment} --preset {args.preset} trains on CIFAR-10 as image folders: give "
+            "--data-dir (../shared/datasets/cifar10-jpeg.tar.gz unpacked: train/<class>/*, "
+            "test/<class>/*)"
         )
     if args.out is None:
         args.out = Path("results", "reproduce", f"{args.experiment}-{args.preset}")

@@ -22,12 +22,13 @@ class Reading:
     """One run's result."""
 
     arm: str
-    x: int  # depth or batch size
+    x: float  # depth, batch size or initialization scale
     lr: float
     seed: int
     status: str  # trained, diverged, missing
     test_acc: float | None = None
     train_loss: float | None = None
+    train_acc: float | None = None  # over the last epoch's steps (augmented, dropout on)
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Summary:
     """One arm at one x: the paper's statistics."""
 
     arm: str
-    x: int
+    x: float
     best_lr: float | None  # the lr with the best mean of the best `keep` seeds
     mean_acc: float | None
     std_acc: float | None  # None for a single seed
@@ -51,8 +52,8 @@ def _key(config: Any) -> str:
     return config.model_copy(update={"device": "auto", "data_dir": None}).model_dump_json()
 
 
-def read_runs(points: list[GridPoint], out: Path, axis: str) -> list[Reading]:
-    """A reading for every point, from the run folder whose config matches it."""
+def run_folders(points: list[GridPoint], out: Path) -> dict[str, RunFolder | None]:
+    """Each point's run folder (by point name), found by its config anywhere under `out`."""
     folders: dict[str, RunFolder] = {}
     for path in sorted(out.rglob(CONFIG)):
         try:
@@ -61,11 +62,17 @@ def read_runs(points: list[GridPoint], out: Path, axis: str) -> list[Reading]:
             )
         except ValueError:
             continue  # not a run folder of ours
+    return {point.name: folders.get(_key(point.config)) for point in points}
+
+
+def read_runs(points: list[GridPoint], out: Path, axis: str) -> list[Reading]:
+    """A reading for every point, from the run folder whose config matches it."""
+    found = run_folders(points, out)
     readings = []
     for point in points:
         c = point.config
         base = {"arm": point.arm, "x": getattr(c, axis), "lr": c.lr, "seed": c.seed}
-        folder = folders.get(_key(c))
+        folder = found[point.name]
         rows = folder.read_metrics() if folder else []
         finished = [r for r in rows if "test_acc" in r]
         if any(r.get("diverged") for r in rows):
@@ -78,6 +85,7 @@ def read_runs(points: list[GridPoint], out: Path, axis: str) -> list[Reading]:
                     status="trained",
                     test_acc=last["test_acc"],
                     train_loss=last["train_loss"],
+                    train_acc=last.get("train_acc"),
                 )
             )
         else:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from skipfold.common.io import atomic_path, write_bytes_atomic
+from skipfold.reproduce import figure1, learning_rate
 from skipfold.reproduce.claims import VERDICTS, Verdict, fmt
 from skipfold.reproduce.experiments import EXPERIMENT_TABLE, GridPoint
+from skipfold.reproduce.figure1 import Curve
 from skipfold.reproduce.readings import Reading, Summary, read_runs, summarize
 
 
@@ -20,10 +23,32 @@ class Report:
     readings: list[Reading]
     summaries: list[Summary]
     verdicts: list[Verdict]
+    curves: list[Curve] = field(default_factory=list)  # covariate-shift's Figure 1
 
     @property
     def finished(self) -> bool:
         return all(r.status != "missing" for r in self.readings)
+
+
+@dataclass(frozen=True)
+class CurveReading:
+    """How an experiment whose claims are about training curves reads them: the curves of its
+    arms, the verdicts on them, a markdown table and the plot (in place of the x-axis plot)."""
+
+    read: Callable[[list[GridPoint], Path, list[Summary]], list[Curve]]
+    verdicts: Callable[[list[Curve]], list[Verdict]]
+    markdown: Callable[[list[Curve]], list[str]]
+    plot: Callable[[list[Curve], Path, str], None]
+
+
+CURVE_READINGS = {
+    "covariate-shift": CurveReading(
+        figure1.read, figure1.figure1_verdicts, figure1.curves_markdown, figure1.plot_figure1
+    ),
+    "learning-rate": CurveReading(
+        learning_rate.read, learning_rate.verdicts, learning_rate.markdown, learning_rate.plot
+    ),
+}
 
 
 def build_report(
@@ -34,7 +59,12 @@ def build_report(
     readings = read_runs(points, out, spec.axis)
     summaries = summarize(readings, chosen.keep)
     verdicts = VERDICTS[experiment](summaries, chosen.lrs)
-    return Report(experiment, preset, command, readings, summaries, verdicts)
+    curves = []
+    if experiment in CURVE_READINGS:
+        reading = CURVE_READINGS[experiment]
+        curves = reading.read(points, out, summaries)
+        verdicts += reading.verdicts(curves)
+    return Report(experiment, preset, command, readings, summaries, verdicts, curves)
 
 
 def to_markdown(report: Report) -> str:
@@ -68,6 +98,8 @@ def to_markdown(report: Report) -> str:
             f"| {s.x} | {s.arm} | {fmt(s.best_lr)} | {accuracy} | {fmt(s.train_loss)} | "
             f"{s.diverged}/{s.runs} | {fmt(s.largest_stable_lr)} |"
         )
+    if report.experiment in CURVE_READINGS:
+        lines += CURVE_READINGS[report.experiment].markdown(report.curves)
     lines += ["", "| the paper's claim | measured | agrees |", "| --- | --- | --- |"]
     for v in report.verdicts:
         agrees = "unfinished" if v.agrees is None else ("yes" if v.agrees else "no")
@@ -83,6 +115,7 @@ def to_json(report: Report) -> str:
         "finished": report.finished,
         "summaries": [asdict(s) for s in report.summaries],
         "verdicts": [asdict(v) for v in report.verdicts],
+        "curves": [asdict(c) for c in report.curves],
         "runs": [asdict(r) for r in report.readings],
     }
     return json.dumps(document, indent=2) + "\n"
@@ -130,7 +163,11 @@ def write_report(report: Report, out: Path) -> list[Path]:
     write_bytes_atomic(written[0], to_markdown(report).encode())
     write_bytes_atomic(written[1], to_json(report).encode())
     try:
-        plot(report, out / "report.png")
+        if report.experiment in CURVE_READINGS:
+            title = f"skipfold reproduce {report.experiment} --preset {report.preset}"
+            CURVE_READINGS[report.experiment].plot(report.curves, out / "report.png", title)
+        else:
+            plot(report, out / "report.png")
         written.append(out / "report.png")
     except ImportError:
         pass

@@ -70,6 +70,8 @@ class ServedModel:
             "variant": card.variant if card else None,
             "depth": card.depth if card and card.depth else None,  # imported: not a WRN
             "width": card.width if card and card.width else None,
+            "architecture": card.architecture if card and card.architecture else None,
+            "activation": card.activation if card and card.activation else None,
             "folded": card.folded if card else None,
             "precision": card.precision if card else None,
             # each image and its mirror, averaged: twice the work per image

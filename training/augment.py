@@ -36,17 +36,21 @@ def standardize(
 
 
 def random_crop_flip(
-    images: torch.Tensor, generator: torch.Generator, padding: int = 4
+    images: torch.Tensor, generator: torch.Generator, padding: int = 4, flip: bool = True
 ) -> torch.Tensor:
-    """Pad, crop back to the original size at a random offset, flip half: per image, batched."""
+    """Pad, crop back to the original size at a random offset, flip half (unless not `flip`):
+    per image, batched."""
+    if padding == 0 and not flip:
+        return images
     n, c, h, w = images.shape
     device = images.device
     padded = F.pad(images, (padding, padding, padding, padding))
     dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
     dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
-    flip = torch.rand(n, generator=generator, device=device) < 0.5
+    mirrored = torch.rand(n, generator=generator, device=device) < 0.5
+    mirrored &= flip
     cols = torch.arange(w, device=device)
-    cols = torch.where(flip[:, None], w - 1 - cols, cols) + dx[:, None]  # [n, w]
+    cols = torch.where(mirrored[:, None], w - 1 - cols, cols) + dx[:, None]  # [n, w]
     rows = torch.arange(h, device=device) + dy[:, None]  # [n, h]
     batch = torch.arange(n, device=device)[:, None, None, None]
     channel = torch.arange(c, device=device)[None, :, None, None]

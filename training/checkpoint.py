@@ -9,7 +9,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from skipfold.common.io import atomic_path
-from skipfold.models.wide_resnet import WideResNet, build_from_spec
+from skipfold.models.build import build_from_spec
 from skipfold.training.run_folder import CONFIG, MODEL, STATE, RunConfig, RunFolder
 
 
@@ -30,7 +30,7 @@ def save_model(run: RunFolder, model: torch.nn.Module) -> None:
     save_tensors(run / MODEL, model.state_dict(), {"format": "skipfold-model"})
 
 
-def load_trained(run: RunFolder) -> tuple[WideResNet, RunConfig]:
+def load_trained(run: RunFolder) -> tuple[torch.nn.Module, RunConfig]:
     """The run's trained network in eval mode, and its config."""
     config = run.read_config()
     path = run / MODEL

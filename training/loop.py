@@ -91,9 +91,10 @@ def train_epoch(
     *,
     bf16: bool = False,
     label_smoothing: float = 0.0,
-    crop_padding: int = 4,
+    augmentation: tuple[int, bool] = (4, True),
 ) -> dict[str, Any]:
-    """One epoch; the row metrics.jsonl gets (without the test figures). Raises Diverged."""
+    """One epoch; the row metrics.jsonl gets (without the test figures). Raises Diverged.
+    `augmentation`: random_crop_flip's padding and flip."""
     device = ddp.device
     seed = epoch_seed(seed, epoch)
     torch.manual_seed(seed)  # dropout
@@ -119,7 +120,8 @@ def train_epoch(
         for group in optimizer.param_groups:
             group["lr"] = lr
         index = order[step * plan.global_batch : (step + 1) * plan.global_batch]
-        x = data.standardize(random_crop_flip(data.train_x[index], generator, crop_padding)[mine])
+        x = random_crop_flip(data.train_x[index], generator, *augmentation)[mine]
+        x = data.standardize(x)
         y = data.train_y[index][mine]
         with autocast(device, bf16):
             logits = model(x)

@@ -34,7 +34,11 @@ def training_speed(
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     model = build_model(
-        config.variant, config.depth, config.width, classes, **config.model_options()
+        config.variant,
+        config.depth,
+        config.width,
+        classes,
+        **config.model_options((image_size, image_size)),
     ).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=1e-6, momentum=config.momentum, weight_decay=config.weight_decay

@@ -17,13 +17,13 @@ import torch
 
 import skipfold
 from skipfold.common.io import first_missing
-from skipfold.models.wide_resnet import build_model
+from skipfold.models.build import build_model
 from skipfold.training import checkpoint
 from skipfold.training.config import TrainConfig
 from skipfold.training.datasets import ImageDataset, load_dataset
 from skipfold.training.device_data import DeviceData
 from skipfold.training.distributed import Distributed, setup_distributed, wrap_for_training
-from skipfold.training.evaluation import evaluate_test_set
+from skipfold.training.evaluation import WATCHED_PERCENTILES, evaluate_test_set, watched_unit
 from skipfold.training.loop import Diverged, StepPlan, train_epoch
 from skipfold.training.run_folder import STATE, DataSpec, RunConfig, RunFolder
 
@@ -130,9 +130,9 @@ def _save_epoch(session: _Session, metrics: list[dict[str, Any]]) -> None:
 def _set_up(config: TrainConfig, run: RunFolder, ddp: Distributed, data: ImageDataset) -> _Session:
     plan = step_plan(config, len(data.train_images), ddp.world_size)
     torch.manual_seed(config.seed)
-    model = build_model(
-        config.variant, config.depth, config.width, len(data.classes), **config.model_options()
-    ).to(ddp.device, memory_format=torch.channels_last)
+    options = config.model_options(data.train_images.shape[1:3])
+    model = build_model(config.variant, config.depth, config.width, len(data.classes), **options)
+    model = model.to(ddp.device, memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=config.lr,
@@ -211,10 +211,12 @@ def _train_epochs(
     for epoch in range(done + 1, config.epochs + 1):
         row = train_epoch(
             train_model, session.optimizer, tensors, session.plan, ddp, epoch, config.seed,
-            bf16=bf16, label_smoothing=config.label_smoothing, crop_padding=config.crop_padding,
+            bf16=bf16, label_smoothing=config.label_smoothing,
+            augmentation=(config.crop_padding, config.flip),
         )  # fmt: skip
         row["test_loss"], row["test_acc"] = evaluate_test_set(model, tensors, ddp, bf16=bf16)
-        metrics.append({k: row[k] for k in METRIC_KEYS})
+        row |= watched_unit(model, tensors)
+        metrics.append({k: row[k] for k in METRIC_KEYS if k in row})
         if ddp.is_main:
             _save_epoch(session, metrics)
     if config.epochs == 0 and ddp.is_main:
@@ -232,6 +234,7 @@ METRIC_KEYS = (
     "lr",
     "images_per_s",
     "seconds",
+    *(f"watched_p{p}" for p in WATCHED_PERCENTILES),  # the mlp's (evaluation.watched_unit)
 )
 
 

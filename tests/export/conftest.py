@@ -27,7 +27,7 @@ def randomize(model: torch.nn.Module, seed: int = 0, *, odd_gammas: bool = True)
 
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
+            if isinstance(module, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
                 c = module.num_features
                 module.running_mean.copy_(torch.randn(c, generator=generator))
                 module.running_var.copy_(draw(c, 0.2, 4.0))
@@ -51,11 +51,15 @@ def make_run(
     width: int = 2,
     *,
     test_limit: int | None = None,
+    model_options: dict | None = None,
     **randomize_options,
 ) -> Path:
     """A run folder as `skipfold train` leaves it, holding a randomized network (`test_limit`:
-    of the `shapes` test images the exports that measure accuracy use)."""
-    model = randomize(build_model(variant, depth, width), **randomize_options)
+    of the `shapes` test images the exports that measure accuracy use; `model_options`:
+    architecture, activation, init_scale)."""
+    options = dict(model_options or {})
+    shape = {"input_size": (32, 32)} if options.get("architecture") == "mlp" else {}
+    model = randomize(build_model(variant, depth, width, **options, **shape), **randomize_options)
     folder.mkdir(parents=True)
     run = RunFolder(folder)
     checkpoint.save_model(run, model)
@@ -69,7 +73,9 @@ def make_run(
                 std=[0.25, 0.2, 0.3],
                 input_size=(32, 32),
             ),
-            recipe=TrainConfig(variant=variant, depth=depth, width=width, test_limit=test_limit),
+            recipe=TrainConfig(
+                variant=variant, depth=depth, width=width, test_limit=test_limit, **options
+            ),
         )
     )
     run.write_metrics([{"epoch": 1, "test_acc": 0.5}])

