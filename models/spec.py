@@ -31,10 +31,9 @@ ACTIVATIONS: tuple[str, ...] = Activation.__args__
 MLP_VARIANTS = ("bn", "none")
 # Variants whose residual branch ends in a learnable scalar alpha.
 ALPHA_VARIANTS = ("skipinit", "skipinit-reg")
-OPTIONS = (
-    "dropout", "alpha_init", "head_dropout", "architecture", "activation", "init_scale",
-    "input_size",
-)  # fmt: skip
+# Options given as they are (the others get each variant's default in `ModelSpec.create`)
+PLAIN_OPTIONS = ("architecture", "activation", "init_scale", "input_size")
+OPTIONS = ("dropout", "alpha_init", "head_dropout", *PLAIN_OPTIONS)
 
 
 def check_depth(depth: int) -> int:
@@ -117,7 +116,7 @@ class ModelSpec(BaseModel):
             "head_dropout": options.get("head_dropout", 0.6 if variant == "skipinit-reg" else 0.0),
             "alpha_init": (options.get("alpha_init") or 0.0) if has_alpha else None,
         }
-        values |= {k: options[k] for k in OPTIONS[3:] if options.get(k) is not None}
+        values |= {k: options[k] for k in PLAIN_OPTIONS if options.get(k) is not None}
         try:
             return cls(**values)
         except ValidationError as exc:

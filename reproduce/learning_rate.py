@@ -79,9 +79,7 @@ def verdicts(curves_found: list[Curve]) -> list[Verdict]:
         Verdict(
             "with sigmoids, BN-x5 trains while the network without BN stays at chance",
             f"BN-x5-sigmoid {_pct(sigmoid[0])}, sigmoid without BN {_pct(sigmoid[1])}",
-            None
-            if None in sigmoid
-            else (sigmoid[0] or 0) >= AT_CHANCE and (sigmoid[1] or 1) < AT_CHANCE,
+            None if None in sigmoid else sigmoid[0] >= AT_CHANCE and sigmoid[1] < AT_CHANCE,
         ),
     ]
 
