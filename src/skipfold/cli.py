@@ -67,7 +67,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     ),
     "reproduce": Subcommand(
         "skipfold.reproduce.cli",
-        "one of the SkipInit paper's training claims: a grid of runs and a report beside it",
+        "one of the two papers' training claims: a grid of runs and a report beside it",
         "train",
     ),
     "bench": Subcommand(

@@ -112,8 +112,18 @@ def test_run_folder_holds_no_pickle(tmp_path):
         assert load_file(str(run / name))  # loads with safetensors, no code runs
 
 
-def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
-    common = ["--variant", "bn", "--dropout", "0.2", *TINY, "--epochs", "3"]
+# the BN paper's MLP on MNIST (reproduce covariate-shift) resumes too, its watched sigmoid with it;
+# batch 4 makes an epoch long enough (1,000 steps) for Ctrl-C to land inside epoch 2
+MLP = ["--architecture", "mlp", "--activation", "sigmoid", "--dataset", "mnist", "--depth", "3"]
+MLP += ["--width", "100", "--no-flip", "--crop-padding", "0", "--batch-size", "4"]
+MLP += ["--train-limit", "4000", "--test-limit", "200"]
+
+
+@pytest.mark.parametrize(
+    "network", [["--dropout", "0.2", *TINY], MLP], ids=["wrn with dropout", "mlp on mnist"]
+)
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, network):
+    common = ["--variant", "bn", *network, "--epochs", "3"]
     straight = tmp_path / "straight"
     assert skipfold("train", *common, "--out", straight).returncode == 0
 
@@ -140,6 +150,11 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert [r["epoch"] for r in metrics(interrupted)] == [1, 2, 3]
     assert_same_weights(straight, interrupted)
+    watched = [{k: v for k, v in r.items() if k.startswith("watched")} for r in metrics(straight)]
+    assert all(watched) == (network is MLP)  # only the mlp exposes its last sigmoid's input
+    assert watched == [
+        {k: v for k, v in r.items() if k.startswith("watched")} for r in metrics(interrupted)
+    ]
 
 
 def test_existing_run_is_not_overwritten_without_resume(tmp_path):
