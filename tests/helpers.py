@@ -136,12 +136,15 @@ print(2 * 1024**3 / best / 1e9)
 def float32_matmul_gflops(threads: int) -> float:
     """This machine's float32 matrix-multiply rate on `threads` threads, by NumPy's BLAS (not
     ONNX Runtime's kernels, which the bench's roof uses): the independent peak a model's
-    GFLOP/s cannot exceed by much. A fresh process, so the thread limit takes."""
+    GFLOP/s cannot exceed by much. A fresh process, so the thread limit takes, and without
+    OPENBLAS_CORETYPE: a machine image that pins it (Haswell, seen on an AVX-512 EPYC) halves
+    OpenBLAS's rate there (129 against 236 GFLOP/s), and the reference must be the CPU's own."""
     limits = {
         k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
     }
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"} | limits
     result = subprocess.run(
         [sys.executable, "-c", _MATMUL], capture_output=True, text=True, timeout=120,
-        env=os.environ | limits, check=True,
+        env=env, check=True,
     )  # fmt: skip
     return float(result.stdout)
