@@ -150,11 +150,14 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, network):
     assert resumed.returncode == 0, resumed.stderr
     assert [r["epoch"] for r in metrics(interrupted)] == [1, 2, 3]
     assert_same_weights(straight, interrupted)
-    watched = [{k: v for k, v in r.items() if k.startswith("watched")} for r in metrics(straight)]
+    watched = watched_sigmoid(straight)
     assert all(watched) == (network is MLP)  # only the mlp exposes its last sigmoid's input
-    assert watched == [
-        {k: v for k, v in r.items() if k.startswith("watched")} for r in metrics(interrupted)
-    ]
+    assert watched_sigmoid(interrupted) == watched
+
+
+def watched_sigmoid(run) -> list[dict]:
+    """Each epoch's percentiles of the watched sigmoid's input, as metrics.jsonl holds them."""
+    return [{k: v for k, v in r.items() if k.startswith("watched")} for r in metrics(run)]
 
 
 def test_existing_run_is_not_overwritten_without_resume(tmp_path):
