@@ -1,11 +1,11 @@
-"""The docs' fold table (docs/import.md): BatchNormalization and standalone Mul/Add nodes left
+"""The docs' fold table (docs/import.md): the nodes doing a BN's work (per_channel_nodes) left
 in the onnx wheel's light models and in the networks of tests/export/torch_nets.py (random
 weights and statistics with negative, zero and 1e-8 gammas, as the tests give them) by ONNX
 Runtime's optimizer at level all, by onnx-simplifier (where installed) and by
-`skipfold import`; the pre-activation networks also with typical gammas (0.5 to 1.5). Run
-from the repository root: python -m tests.export.fold_counts"""
+`skipfold import`; the pre-activation networks also with typical gammas (0.5 to 1.5). ONNX
+Runtime's level all rewrites each BN it cannot fuse as a depthwise 1x1 NCHWc Conv: those count
+as the BNs they are. Run from the repository root: python -m tests.export.fold_counts"""
 
-import collections
 import importlib.util
 import sys
 import tempfile
@@ -15,20 +15,43 @@ import onnx
 import onnxruntime as ort
 
 from skipfold.cli import main
+from skipfold.export.preprocessing_graph import PREFIX
 from tests.export import torch_nets
 from tests.export.test_graph_fold import _materialized
 
 NAMES = ("light_densenet121", "light_resnet50", "light_inception_v2", "light_shufflenet")
 
 
+def per_channel_nodes(model: onnx.ModelProto) -> int:
+    """How many nodes do a BN's work, or part of it, channel by channel: BatchNormalization, a
+    Mul or Add by a constant (the form Caffe2, tf2onnx and Keras write), and a depthwise 1x1
+    Conv (weights [C, 1, 1, 1], group C: ONNX Runtime's NCHWc form of a BN or a Mul it cannot
+    fuse). skipfold's own interface (its standardization's Add) is left out."""
+    constants = {i.name for i in model.graph.initializer}
+    shapes = {i.name: list(i.dims) for i in model.graph.initializer}
+    count = 0
+    for node in model.graph.node:
+        if all(name in constants for name in node.input):  # a Constant, or an Unsqueeze of one
+            constants.update(node.output)
+            continue
+        if any(name.startswith(PREFIX) for name in node.output):
+            continue
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        depthwise_1x1 = group > 1 and shapes.get(node.input[1]) == [group, 1, 1, 1]
+        count += (
+            node.op_type == "BatchNormalization"
+            or (node.op_type in ("Mul", "Add") and any(name in constants for name in node.input))
+            or (node.op_type == "Conv" and depthwise_1x1)
+        )
+    return count
+
+
 def _counts(model: onnx.ModelProto) -> str:
-    """BatchNormalization / standalone Mul and Add / all nodes (what the runtime launches;
-    ONNX Runtime's level all turns a BN it cannot fuse into a depthwise NCHWc Conv)."""
-    ops = collections.Counter(n.op_type for n in model.graph.node)
-    return f"{ops['BatchNormalization']} / {ops['Mul'] + ops['Add']} / {len(model.graph.node)}"
+    """Per-channel nodes (BNs and their parts, in any form) / all nodes."""
+    return f"{per_channel_nodes(model)} / {len(model.graph.node)}"
 
 
-def _optimized(source: Path, target: Path) -> onnx.ModelProto:
+def optimized(source: Path, target: Path) -> onnx.ModelProto:
     """The graph ONNX Runtime runs after its optimizer at level all, as it writes it."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -55,7 +78,7 @@ def table(folder: Path) -> str:
             net = torch_nets.with_random_statistics(torch_nets.NETWORKS[network](), typical=typical)
             torch_nets.export(net, source)
         model = onnx.load(str(source))
-        ort_counts = _counts(_optimized(source, folder / f"{name}.ort.onnx"))
+        ort_counts = _counts(optimized(source, folder / f"{name}.ort.onnx"))
         simplified = "not installed"
         if simplifier:
             import onnxsim
@@ -65,7 +88,7 @@ def table(folder: Path) -> str:
         if main(["import", str(source), "--repo", str(folder / "repo"), "--preprocess", preset]):
             raise SystemExit(f"skipfold import failed on {name}")
         served = folder / "repo" / name / "1" / "model.onnx"
-        both = _counts(_optimized(served, folder / f"{name}.both.onnx"))
+        both = _counts(optimized(served, folder / f"{name}.both.onnx"))
         row = [name, _counts(model), ort_counts, simplified, _counts(onnx.load(str(served))), both]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from skipfold.cli import main
 from skipfold.export.import_options import PRESETS
 from skipfold.formats.model_card import ModelCard
 from tests.export import torch_nets
+from tests.export.fold_counts import optimized, per_channel_nodes
 from tests.export.test_graph_fold import _materialized
 from tests.helpers import Server, free_port, png
 
@@ -85,6 +86,16 @@ def test_every_bn_with_an_exact_fold_is_folded_and_the_rest_reported(imported):
         if name == "densenet_typical":  # only the BNs that read a Concat are left
             kept = [entry.reason for entry in report if not entry.folded_into]
             assert len(kept) == 6 and all(r.startswith("after Concat") for r in kept), kept
+
+
+def test_fewer_per_channel_nodes_than_onnx_runtime_level_all(imported, tmp_path):
+    """Where BNs sit before convolutions or after additions or concatenations, the import leaves
+    fewer nodes doing a BN's work than ONNX Runtime's own optimizer, which runs each BN it cannot
+    fuse as a depthwise Conv (tests/export/fold_counts.py counts both the same way)."""
+    for name in ("preact_typical", "densenet_typical", "light_densenet121"):
+        theirs = per_channel_nodes(optimized(SOURCES[name][0], tmp_path / f"{name}.onnx"))
+        ours = per_channel_nodes(onnx.load(str(imported / name / "1" / "model.onnx")))
+        assert ours < theirs, (name, ours, theirs)
 
 
 def _reference(name: str, image: np.ndarray, decoded: bool = False) -> np.ndarray:
