@@ -12,14 +12,19 @@ for s != 0, relu(s x + t) = |s| relu(sign(s) (x + t / s)):
   pooling and a channel Concat pass it on (a DenseNet's: its BN after the Concat takes it in its
   mean), an unpadded Conv or a Gemm in its bias. If any reader cannot (a padded
   Conv, the graph's output, anything else), this BN is kept and the graph left as it was.
-- a negative s leaves a Mul by -1 for its channels; s == 0 (the channel is the constant
-  relu(t)) or an offset much larger than the stream's own scale (|running mean| + std: the
-  stream would lose its precision) leave that channel's affine explicit, as an Add after it.
+- a negative s: the layers that make x negate that channel and x's other readers take the sign
+  back (export/preact_signs.py); where they cannot, a Mul by -1 is left for it;
+- s == 0: the channel is the constant relu(t): nothing where that is 0, else the biases of the
+  sinks take it where it reaches them as that constant (unpadded); otherwise, and for an offset
+  much larger than the stream's own scale (|running mean| + std: the stream would lose its
+  precision), the channel's affine stays explicit, as a Mul and an Add before the ReLU.
 
 Each fold's arithmetic in float64, rounded to float32 once when it is written.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -27,20 +32,21 @@ from onnx import helper, numpy_helper
 
 from skipfold.export.graph_fold import (
     BatchNormReport,
-    _bias,
     _drop_unused_constants,
     _Graph,
     _label,
     _statistics,
     _weights,
 )
-from skipfold.export.graph_nodes import attribute, plain_gemm, spatial_mean
+from skipfold.export.graph_nodes import attribute, padded, plain_gemm, spatial_mean
 from skipfold.export.preact_offset import (
+    absorb_in_bias,
     channels_kept,
     offset_source,
     planned_bias,
     propagate,
 )
+from skipfold.export.preact_signs import plan_signs
 
 # An offset rides on the stream only while it is at most this many times the stream's own scale
 # there (|running mean| + running std): the stream then loses at most ~4 bits.
@@ -48,10 +54,13 @@ MAX_STREAM_OFFSET_RATIO = 16.0
 PASS_SCALE = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}
 
 
-def _scale_sinks(g: _Graph, value: str) -> list[onnx.NodeProto] | str:
+def _scale_sinks(g: _Graph, value: str) -> tuple[list[onnx.NodeProto], bool] | str:
     """The Convs and Gemms whose input channels carry `value`'s channels (through pooling and
-    a Flatten after global pooling), or why there are others."""
+    a Flatten after global pooling), and whether a constant channel reaches them as that
+    constant (no padded Conv among them, no average pooling that counts padded zeros on the
+    way); or why there are others."""
     sinks: list[onnx.NodeProto] = []
+    constants_reach = True
     pending = [value]
     while pending:
         current = pending.pop()
@@ -64,15 +73,18 @@ def _scale_sinks(g: _Graph, value: str) -> list[onnx.NodeProto] | str:
                 if reader.op_type == "Gemm" and not plain_gemm(reader):
                     return "its ReLU's output feeds a Gemm with alpha, beta or transA"
                 sinks.append(reader)
+                constants_reach &= not padded(reader)
             elif (
                 reader.op_type in PASS_SCALE
                 or spatial_mean(g, reader)
                 or (reader.op_type == "Flatten" and channels_kept(g, reader))
             ):
+                counts_padding = attribute(reader, "count_include_pad", 0) == 1
+                constants_reach &= not (reader.op_type == "AveragePool" and counts_padding)
                 pending.append(reader.output[0])
             else:
                 return f"its ReLU's output feeds {reader.op_type}"
-    return sinks
+    return sinks, constants_reach
 
 
 def _scale_inputs(g: _Graph, node: onnx.NodeProto, scale: np.ndarray, edits: dict) -> None:
@@ -89,6 +101,77 @@ def _scale_inputs(g: _Graph, node: onnx.NodeProto, scale: np.ndarray, edits: dic
     edits[node.input[1]] = w.reshape(weights.shape)
 
 
+@dataclass(frozen=True)
+class _Channels:
+    """What each channel of a folded BN becomes: relu(s x + t) = input_scale * relu(sign * (x +
+    offset) + explicit), with offset riding on the stream, and a constant channel's relu(t)
+    in the sinks' biases."""
+
+    offset: np.ndarray
+    input_scale: np.ndarray
+    sign: np.ndarray
+    explicit: np.ndarray
+    relu_t: np.ndarray
+
+    @property
+    def residue(self) -> int:
+        return int(((self.sign != 1) | (self.explicit != 0)).sum())
+
+
+def _channels(
+    g: _Graph, bn: onnx.NodeProto, scale: np.ndarray, shift: np.ndarray, constants_reach: bool
+) -> _Channels:
+    mean, var = g.array(bn.input[3]), g.array(bn.input[4])
+    eps = attribute(bn, "epsilon", 1e-5)
+    nonzero = scale != 0
+    # a zero gamma's channel is the constant relu(t): nothing if that is 0, else the sinks'
+    # biases take it where it reaches them as a constant
+    constant = ~nonzero & ((shift <= 0) | constants_reach)
+    abs_scale = np.where(nonzero, np.abs(scale), 1.0)
+    offset = np.where(nonzero, shift / np.where(nonzero, scale, 1.0), 0.0)
+    stream_scale = np.abs(mean) + np.sqrt(var + eps)
+    on_stream = nonzero & (np.abs(offset) <= MAX_STREAM_OFFSET_RATIO * stream_scale)
+    return _Channels(
+        offset=np.where(on_stream, offset, 0.0),
+        input_scale=np.where(constant, 0.0, abs_scale),
+        sign=np.where(constant, 1.0, np.sign(scale)),
+        explicit=np.where(on_stream | constant, 0.0, shift / abs_scale),
+        relu_t=np.where(constant, np.maximum(shift, 0.0), 0.0),
+    )
+
+
+def _why_kept(c: _Channels, unsigned: str | None) -> str:
+    tiny, negative = int((c.explicit != 0).sum()), int((c.sign < 0).sum())
+    parts = []
+    if tiny:
+        parts.append(
+            f"{tiny} of its channels have a zero or tiny gamma (relu(beta) > 0 reaching a padded "
+            "Conv, or an offset beta/gamma that would swamp the stream)"
+        )
+    if negative:
+        parts.append(f"{negative} a negative gamma, and x cannot be negated: {unsigned}")
+    return (
+        "; ".join(parts) + "; the fold would leave a Mul and an Add before the ReLU, which "
+        "measured slower than the BN"
+    )
+
+
+def _write_residue(
+    g: _Graph, bn: onnx.NodeProto, relu: onnx.NodeProto, c: _Channels, dtype
+) -> None:
+    """The ReLU reads x, times the signs, plus the explicit shifts (each only where needed)."""
+    value = bn.input[0]
+    for op, operand in (("Mul", c.sign), ("Add", c.explicit)):
+        if (op == "Mul" and (operand == 1).all()) or (op == "Add" and (operand == 0).all()):
+            continue
+        constant = f"{bn.output[0]}_{op.lower()}"
+        g.set_constant(constant, operand.reshape(-1, 1, 1), dtype)
+        node = helper.make_node(op, [value, constant], [f"{constant}_out"])
+        g.graph.node.insert(list(g.graph.node).index(relu), node)
+        value = node.output[0]
+    relu.input[0] = value
+
+
 def _fold_one(g: _Graph, bn: onnx.NodeProto, allow_residue: bool) -> str | None:
     """Fold one BN -> ReLU -> ... in place; why not (the graph untouched) if it cannot."""
     found = _statistics(g, bn)
@@ -99,54 +182,58 @@ def _fold_one(g: _Graph, bn: onnx.NodeProto, allow_residue: bool) -> str | None:
     if len(readers) != 1 or readers[0].op_type != "Relu" or bn.output[0] in g.outputs:
         return "not before a ReLU alone"
     relu = readers[0]
-    sinks = _scale_sinks(g, relu.output[0])
-    if isinstance(sinks, str):
-        return sinks
+    found_sinks = _scale_sinks(g, relu.output[0])
+    if isinstance(found_sinks, str):
+        return found_sinks
+    return _fold_into(g, bn, relu, (scale, shift), found_sinks, allow_residue)
+
+
+def _fold_into(
+    g: _Graph,
+    bn: onnx.NodeProto,
+    relu: onnx.NodeProto,
+    statistics: tuple[np.ndarray, np.ndarray],
+    found_sinks: tuple[list[onnx.NodeProto], bool],
+    allow_residue: bool,
+) -> str | None:
+    """The fold of `bn` (y = scale x + shift) whose `relu` feeds the sinks; why not."""
+    (scale, shift), (sinks, constants_reach) = statistics, found_sinks
     x = bn.input[0]
     source = offset_source(g, x)
     if source is None:
         return "nothing before it can carry its offset (no Conv makes its input)"
-    mean, var = g.array(bn.input[3]), g.array(bn.input[4])
-    eps = attribute(bn, "epsilon", 1e-5)
-    nonzero = scale != 0
-    safe = np.where(nonzero, scale, 1.0)
-    offset = np.where(nonzero, shift / safe, 0.0)
-    stream_scale = np.abs(mean) + np.sqrt(var + eps)
-    on_stream = nonzero & (np.abs(offset) <= MAX_STREAM_OFFSET_RATIO * stream_scale)
-    input_scale = np.where(nonzero, np.abs(scale), 1.0)
-    sign = np.sign(scale)
-    explicit = np.where(on_stream, 0.0, np.where(nonzero, shift / input_scale, shift))
-    offset = np.where(on_stream, offset, 0.0)
-    residue = int(((sign != 1) | (explicit != 0)).sum())
-    if residue and not allow_residue:
-        return (
-            f"{residue} of its channels have a negative, zero or tiny gamma: the fold would "
-            "leave a Mul and an Add before the ReLU, which measured slower than the BN"
-        )
     edits: dict[str, np.ndarray] = {}
     attach: dict[str, onnx.NodeProto] = {}
+    unsigned = None  # why x cannot be negated where gammas are negative
+    if (scale < 0).any():
+        unsigned = plan_signs(g, bn, np.where(scale < 0, -1.0, 1.0), edits, attach)
+        if unsigned is None:
+            scale = np.abs(scale)  # x's makers negate those channels, its readers undo it
+        else:
+            edits, attach = {}, {}
+    c = _channels(g, bn, scale, shift, constants_reach)
+    if c.residue and not allow_residue:
+        return _why_kept(c, unsigned)
     name = planned_bias(g, source, _weights(g, source).shape[0], edits, attach)
-    edits[name] = edits[name] + offset
-    why = propagate(g, x, offset, bn, edits, attach)
+    edits[name] = edits[name] + c.offset
+    why = propagate(g, x, c.offset, bn, edits, attach)
     if why is not None:
         return why
     for sink in sinks:
-        _scale_inputs(g, sink, input_scale, edits)
+        if c.relu_t.any():
+            taken = absorb_in_bias(g, sink, -c.relu_t, edits, attach)  # adds W relu(t)
+            assert taken is None, taken  # constants_reach: no padded sink
+        _scale_inputs(g, sink, c.input_scale, edits)
     dtype = numpy_helper.to_array(g.constants[source.input[1]]).dtype
-    for constant, node in attach.items():
-        _bias(g, node, len(edits[constant]))  # attaches the new bias's name to the node
-    for constant, values in edits.items():
-        g.set_constant(constant, values, dtype)
-    value = x
-    for op, operand in (("Mul", sign), ("Add", explicit)):
-        if (op == "Mul" and (operand == 1).all()) or (op == "Add" and (operand == 0).all()):
-            continue
-        constant = f"{bn.output[0]}_{op.lower()}"
-        g.set_constant(constant, operand.reshape(-1, 1, 1), dtype)
-        node = helper.make_node(op, [value, constant], [f"{constant}_out"])
-        g.graph.node.insert(list(g.graph.node).index(relu), node)
-        value = node.output[0]
-    relu.input[0] = value
+    for constant, node in attach.items():  # each its own bias: planned where it had none or
+        if len(node.input) > 2:  # shared one (exporters share one constant of zeros)
+            node.input[2] = constant
+        else:
+            node.input.append(constant)
+    for constant, values in edits.items():  # each in its own type, a new one in the Conv's
+        own = g.constants.get(constant)
+        g.set_constant(constant, values, dtype if own is None else numpy_helper.to_array(own).dtype)
+    _write_residue(g, bn, relu, c, dtype)
     g.graph.node.remove(bn)
     return None
 

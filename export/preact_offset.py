@@ -125,7 +125,7 @@ def concatenated(
 def _in_mean(g: _Graph, bn: onnx.NodeProto, shift: np.ndarray, edits: dict) -> str | None:
     """A BN takes an input offset back in its mean; why not."""
     mean = edits.get(bn.input[3], g.array(bn.input[3]))
-    if mean is None or len(g.readers(bn.input[3])) > 1:
+    if mean is None or len(g.readers(bn.input[3])) > 1 or list(bn.input).count(bn.input[3]) > 1:
         return f"{_label(bn)} has no mean of its own to take the offset"
     edits[bn.input[3]] = mean + shift
     return None

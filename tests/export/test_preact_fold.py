@@ -61,6 +61,36 @@ def _preact_net(rng: np.random.Generator, *, stem_padding: int = 1) -> onnx.Mode
     return model
 
 
+def _initializer(model: onnx.ModelProto, name: str) -> np.ndarray:
+    return numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == name)).copy()
+
+
+def _set(model: onnx.ModelProto, name: str, values: np.ndarray) -> None:
+    tensor = next(t for t in model.graph.initializer if t.name == name)
+    tensor.CopyFrom(numpy_helper.from_array(values.astype(np.float32), name))
+
+
+def _set_gamma(model: onnx.ModelProto, bn: str, channel: int, gamma: float) -> None:
+    values = _initializer(model, f"{bn}_scale")
+    values[channel] = gamma
+    _set(model, f"{bn}_scale", values)
+
+
+def _fold_kept(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list]:
+    """The default fold (nothing left behind), and the BNs it kept."""
+    folded, report = fold_preactivation(*fold_batchnorms(model))
+    return folded, [entry for entry in report if entry.folded_into is None]
+
+
+def _typical(model: onnx.ModelProto, seed: int = 7) -> onnx.ModelProto:
+    """Every gamma in [0.5, 1.5], as trained networks mostly have them."""
+    rng = np.random.default_rng(seed)
+    for tensor in list(model.graph.initializer):
+        if tensor.name.endswith("_scale"):
+            _set(model, tensor.name, rng.uniform(0.5, 1.5, tensor.dims))
+    return model
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_preactivation_network_loses_every_bn_exactly(seed):
     model = _preact_net(np.random.default_rng(seed))
@@ -69,9 +99,14 @@ def test_a_preactivation_network_loses_every_bn_exactly(seed):
     folded, report = fold_preactivation(after_conv, report, allow_residue=True)
     onnx.checker.check_model(folded)
     assert _count(folded) == 0 and all(entry.folded_into for entry in report)
-    # what is left of them: a Mul by the signs (gamma -1.5) and an Add for the channels whose
-    # gamma is 0 or 1e-8 (their offsets would swamp the stream), per BN
-    assert _count(folded, "Mul") == 3 and _count(folded, "Add") == 2 + 3
+    # what is left of them: an Add for the channel whose gamma is 1e-8 (its offset would swamp
+    # the stream), per BN; a Mul by the signs at most before the ReLUs of b1n1 and b2n1, which
+    # read one stream (negated for one, it would give the other negative gammas), none before
+    # the final BN's (the Convs that make its stream negate it; its zero gamma's relu(beta) goes
+    # into the Gemm's bias)
+    muls = {n.output[0] for n in folded.graph.node if n.op_type == "Mul"}
+    assert muls <= {"b1a_mul_out", "b2a_mul_out"}
+    assert _count(folded, "Add") == 2 + 3
     _assert_same(model, folded, FEED)
 
 
@@ -97,13 +132,9 @@ def test_by_default_only_bns_that_leave_nothing_behind_fold():
     odd = _preact_net(np.random.default_rng(6))
     folded, report = fold_preactivation(*fold_batchnorms(odd))
     kept = [entry for entry in report if entry.folded_into is None]
-    assert len(kept) == 3 and all("negative, zero or tiny gamma" in e.reason for e in kept)
+    assert len(kept) == 3 and all("zero or tiny gamma" in e.reason for e in kept)
     _assert_same(odd, folded, FEED)
-    typical = _preact_net(np.random.default_rng(6))
-    for tensor in typical.graph.initializer:
-        if tensor.name.endswith("_scale"):
-            gamma = np.random.default_rng(7).uniform(0.5, 1.5, tensor.dims)
-            tensor.CopyFrom(numpy_helper.from_array(gamma.astype(np.float32), tensor.name))
+    typical = _typical(_preact_net(np.random.default_rng(6)))
     folded, report = fold_preactivation(*fold_batchnorms(typical))
     assert _count(folded) == 0 and all(entry.folded_into for entry in report)
     assert _count(folded, "Mul") == 0 and _count(folded, "Add") == 2  # the residual Adds
@@ -136,4 +167,80 @@ def test_a_bn_on_the_graph_input_is_kept_with_its_reason():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     folded, report = fold_preactivation(*fold_batchnorms(model))
     assert report[0].folded_into is None and "no Conv makes its input" in report[0].reason
+    _assert_same(model, folded, FEED)
+
+
+def test_negative_and_zero_gammas_fold_where_the_stream_can_take_them():
+    """Typical gammas but a negative one in channel 2 of b1n1 and of b2n1 (which read one
+    stream) and in the final BN, and a zero one with a positive beta in the final BN: by
+    default all fold, nothing left (x0's and x2's makers negate those channels, b2n1 takes the
+    sign back, and is then positive; the zero channel's relu(beta) goes into the Gemm's bias).
+    A negative gamma in b2n1 alone keeps it: x1 cannot be negated, as x0 feeds b1's ReLU."""
+    model = _typical(_preact_net(np.random.default_rng(9)))
+    changes = (("b1n1", 2, -1.2), ("b2n1", 2, -0.6), ("final", 4, -0.7), ("final", 1, 0.0))
+    for name, channel, gamma in changes:
+        _set_gamma(model, name, channel, gamma)
+    _set(model, "final_B", np.abs(_initializer(model, "final_B")) + 0.5)
+    folded, kept = _fold_kept(model)
+    assert not kept
+    assert _count(folded) == 0 and _count(folded, "Mul") == 0 and _count(folded, "Add") == 2
+    _assert_same(model, folded, FEED)
+    _set_gamma(model, "b2n1", 0, -1.0)
+    folded, kept = _fold_kept(model)
+    assert [e.name for e in kept] == ["BatchNormalization b2n1"]
+    assert "x cannot be negated" in kept[0].reason
+    _assert_same(model, folded, FEED)
+
+
+def test_a_stream_is_not_negated_where_another_bn_reading_it_would_then_keep():
+    """b1n1 negative in channel 3, b2n1 (reading the same stream) positive there: negating the
+    stream would give b2n1 a negative gamma; b1n1 stays instead (by default), b2n1 folds."""
+    model = _typical(_preact_net(np.random.default_rng(10)))
+    _set_gamma(model, "b1n1", 3, -0.8)
+    folded, kept = _fold_kept(model)
+    assert [e.name for e in kept] == ["BatchNormalization b1n1"]
+    assert "b2n1, which reads it too, would get negative gammas" in kept[0].reason
+    _assert_same(model, folded, FEED)
+
+
+def test_a_densenets_block_inputs_take_negative_and_zero_gammas(tmp_path):
+    """DenseNet-BC by torch.onnx, typical gammas but negative and zero ones in the first BN of
+    each dense block: those fold whole by default (the stem's Conv and the transition's Conv,
+    through its pooling, negate the channels; the later BNs reading them through the Concats
+    take the signs back), leaving only the BNs after a Concat; outputs as the original's."""
+    import torch
+
+    from skipfold.export.folding import fold_graph
+    from tests.export import torch_nets
+
+    net = torch_nets.with_random_statistics(torch_nets.densenet_bc(), seed=5, typical=True)
+    for first in (net[1].body[0], net[8].body[0]):
+        first.weight.data[:4] = torch.tensor([-1.5, 0.0, -0.3, 0.0])
+        first.bias.data[:4] = torch.tensor([0.2, 0.9, -0.4, -0.6])
+    model = onnx.load(str(torch_nets.export(net, tmp_path / "densenet.onnx")))
+    folding = fold_graph(model)
+    kept = [entry.reason for entry in folding.report if entry.folded_into is None]
+    assert len(kept) == 6 and all(reason.startswith("after Concat") for reason in kept), kept
+    assert _count(folding.model, "Mul") == 0
+    images = np.random.default_rng(2).normal(0, 1, (3, 3, 32, 32)).astype(np.float32)
+    _assert_same(model, folding.model, {"input": images})
+
+
+def test_a_reader_whose_gamma_and_variance_are_one_constant_keeps_the_stream_as_it_is():
+    """x0 also feeds a BN whose gamma and variance are one merged constant (as simplifiers
+    write equal constants), then a sigmoid: negating its gamma for b1n1's negative one would
+    negate its variance too, so b1n1 stays, and every output stays as it was."""
+    rng = np.random.default_rng(11)
+    model = _typical(_preact_net(rng))
+    _set_gamma(model, "b1n1", 0, -0.9)
+    _set_gamma(model, "b2n1", 0, -0.7)  # agreeing: b2n1 would take the sign back
+    side, side_inits = _bn("side", "x0", "side_bn", 6, rng)
+    side.input[4] = side.input[1]  # the variance read from the gamma's constant
+    model.graph.node.extend([side, helper.make_node("Sigmoid", ["side_bn"], ["side_out"])])
+    model.graph.initializer.extend(side_inits)
+    _set(model, side.input[1], rng.uniform(0.5, 1.5, 6))
+    model.graph.output.append(helper.make_tensor_value_info("side_out", TensorProto.FLOAT, None))
+    folded, kept = _fold_kept(model)
+    assert "BatchNormalization b1n1" in [e.name for e in kept]
+    assert "parameters of its own" in next(e.reason for e in kept if e.name.endswith("b1n1"))
     _assert_same(model, folded, FEED)
