@@ -2,7 +2,8 @@
 in the onnx wheel's light models and in the networks of tests/export/torch_nets.py (random
 weights and statistics with negative, zero and 1e-8 gammas, as the tests give them) by ONNX
 Runtime's optimizer at level all, by onnx-simplifier (where installed) and by
-`skipfold import`; the pre-activation networks also with typical gammas (0.5 to 1.5). ONNX
+`skipfold import`; the pre-activation networks also with typical gammas (0.5 to 1.5), and
+with those negated in two channels of each BN (`signed`). ONNX
 Runtime's level all rewrites each BN it cannot fuse as a depthwise 1x1 NCHWc Conv: those count
 as the BNs they are. Run from the repository root: python -m tests.export.fold_counts"""
 
@@ -20,6 +21,7 @@ from tests.export import torch_nets
 from tests.export.test_graph_fold import _materialized
 
 NAMES = ("light_densenet121", "light_resnet50", "light_inception_v2", "light_shufflenet")
+PREACTIVATION = ("preact_resnet18", "densenet_bc")
 
 
 def per_channel_nodes(model: onnx.ModelProto) -> int:
@@ -67,15 +69,17 @@ def table(folder: Path) -> str:
         "| skipfold import, then ONNX Runtime level all |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    rows = [(n, n, False) for n in (*NAMES, *torch_nets.NETWORKS)]
-    # pre-activation BNs fold whole only where every gamma is positive, as trained ones mostly are
-    rows += [(f"{n}_typical", n, True) for n in ("preact_resnet18", "densenet_bc")]
-    for name, network, typical in rows:
+    rows = [(n, n, "random") for n in (*NAMES, *torch_nets.NETWORKS)]
+    # pre-activation BNs fold whole where gammas are positive, or negative where x can be negated
+    rows += [(f"{n}_{g}", n, g) for g in ("typical", "signed") for n in PREACTIVATION]
+    for name, network, gammas in rows:
         source = folder / f"{name}.onnx"
         if name in NAMES:
             onnx.save(_materialized(name), str(source))
         else:
-            net = torch_nets.with_random_statistics(torch_nets.NETWORKS[network](), typical=typical)
+            typical, signed = gammas == "typical", gammas == "signed"
+            net = torch_nets.NETWORKS[network]()
+            net = torch_nets.with_random_statistics(net, typical=typical, signed=signed)
             torch_nets.export(net, source)
         model = onnx.load(str(source))
         ort_counts = _counts(optimized(source, folder / f"{name}.ort.onnx"))

@@ -1,6 +1,7 @@
 """`skipfold import` on networks nobody here designed for it, end to end: written in the tests
 and exported by torch.onnx (ResNet-18 post- and pre-activation, the latter also with typical
-gammas, ResNet-50, MobileNetV2, DenseNet-BC, also with typical gammas, VGG-11 with BN) and the
+gammas and with two negative ones in each BN, ResNet-50, MobileNetV2, DenseNet-BC, also with
+those two kinds of gammas, VGG-11 with BN) and the
 onnx wheel's light ShuffleNet, ResNet-50, Inception-v2 and DenseNet-121 (Caffe2, opset 9,
 fixed batch 1), each imported, then served by a real server and asked over
 /predict and tritonclient (HTTP, gRPC). The reference is the original file in ONNX Runtime,
@@ -50,6 +51,14 @@ def imported(tmp_path_factory):
     path = torch_nets.export(net, folder / "densenet_typical.onnx")
     assert main(["import", str(path), "--repo", str(repo), "--preprocess", "cifar"]) == 0
     SOURCES["densenet_typical"] = (path, CIFAR, None, 32)
+    # with two negative gammas in each BN: the stream is negated for every other BN (the one
+    # between keeps), a DenseNet's block inputs for each first BN
+    for name, make in (("preact_signed", torch_nets.resnet18), ("densenet_signed", None)):
+        net = make(True) if make else torch_nets.densenet_bc()
+        net = torch_nets.with_random_statistics(net, seed=6, signed=True)
+        path = torch_nets.export(net, folder / f"{name}.onnx")
+        assert main(["import", str(path), "--repo", str(repo), "--preprocess", "cifar"]) == 0
+        SOURCES[name] = (path, CIFAR, None, 32)
     for light in ("shufflenet", "resnet50", "inception_v2", "densenet121"):
         path = folder / f"light_{light}.onnx"
         onnx.save(_materialized(f"light_{light}"), str(path))
@@ -83,7 +92,7 @@ def test_every_bn_with_an_exact_fold_is_folded_and_the_rest_reported(imported):
             assert all(entry.folded_into for entry in report), name
             served = onnx.load(str(imported / name / "1" / "model.onnx"))
             assert not any(n.op_type == "BatchNormalization" for n in served.graph.node)
-        if name == "densenet_typical":  # only the BNs that read a Concat are left
+        if name in ("densenet_typical", "densenet_signed"):  # only the BNs after a Concat left
             kept = [entry.reason for entry in report if not entry.folded_into]
             assert len(kept) == 6 and all(r.startswith("after Concat") for r in kept), kept
 
@@ -92,7 +101,8 @@ def test_fewer_per_channel_nodes_than_onnx_runtime_level_all(imported, tmp_path)
     """Where BNs sit before convolutions or after additions or concatenations, the import leaves
     fewer nodes doing a BN's work than ONNX Runtime's own optimizer, which runs each BN it cannot
     fuse as a depthwise Conv (tests/export/fold_counts.py counts both the same way)."""
-    for name in ("preact_typical", "densenet_typical", "light_densenet121"):
+    names = ("preact_typical", "densenet_typical", "preact_signed", "densenet_signed")
+    for name in (*names, "light_densenet121"):
         theirs = per_channel_nodes(optimized(SOURCES[name][0], tmp_path / f"{name}.onnx"))
         ours = per_channel_nodes(onnx.load(str(imported / name / "1" / "model.onnx")))
         assert ours < theirs, (name, ours, theirs)

@@ -178,17 +178,22 @@ NETWORKS = {
 }
 
 
-def with_random_statistics(net: nn.Module, seed: int = 0, typical: bool = False) -> nn.Module:
+def with_random_statistics(
+    net: nn.Module, seed: int = 0, typical: bool = False, signed: bool = False
+) -> nn.Module:
     """Random gammas (-1.5, 0 and 1e-8 among them; `typical`: from 0.5 to 1.5, as trained
-    networks mostly have), betas, means and variances; eval mode."""
+    networks mostly have; `signed`: those, negated in two channels of each BN drawn at random),
+    betas, means and variances; eval mode."""
     generator = torch.Generator().manual_seed(seed)
     for module in net.modules():
         if isinstance(module, nn.BatchNorm2d):
             channels = module.num_features
             gamma = torch.randn(channels, generator=generator)
             gamma[:3] = torch.tensor([-1.5, 0.0, 1e-8])
-            if typical:
+            if typical or signed:
                 gamma = 0.5 + torch.rand(channels, generator=generator)
+            if signed:
+                gamma[torch.randperm(channels, generator=generator)[:2]] *= -1
             module.weight.data, module.bias.data = gamma, torch.randn(channels, generator=generator)
             module.running_mean = 0.5 * torch.randn(channels, generator=generator)
             module.running_var = 0.5 + torch.rand(channels, generator=generator)
