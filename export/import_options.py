@@ -92,6 +92,13 @@ class ImportOptions(BaseModel):
         ge=MIN_OPSET,
         description="older graphs are converted to this opset with onnx's version converter",
     )
+    fold_all: bool = Field(
+        False,
+        description="also fold the pre-activation BNs whose exact fold leaves a Mul and an Add "
+        "before the ReLU (a tiny gamma, or a negative one where the input cannot be negated): "
+        "no BatchNormalization left that an exact fold removes, for runtimes and quantizers that "
+        "want none; on ONNX Runtime's CPU such a graph measured slower than with the BNs",
+    )
     precision: Literal["fp32", "int8", "fp16"] = Field(
         "fp32",
         description="int8: ONNX Runtime's static quantization of the verified float32 graph "

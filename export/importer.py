@@ -185,7 +185,7 @@ def _build(
     is_float = image.elem_type != onnx.TensorProto.UINT8
     matrix = pixel_matrix(image.channels, options.channel_order, mean, std) if is_float else None
     unfolded = wrap(source, image, plan.size, logits, ends_in_softmax, matrix, plan.output_rank)
-    folding = fold_graph(unfolded)
+    folding = fold_graph(unfolded, allow_residue=options.fold_all)
     folded, report = folding.model, folding.report
     onnx.checker.check_model(folded, full_check=True)
     resize = options.resize_for(min(plan.size))

@@ -255,9 +255,13 @@ def fold_preactivation(
         if entry.folded_into is not None or bn is None:
             updated.append(entry)
             continue
+        residue = {f"{bn.output[0]}_{op}_out": op.capitalize() for op in ("mul", "add")}
         why = _fold_one(g, bn, allow_residue)
         if why is None:
             into = "the ReLU's readers (scale) and the stream's producer (offset)"
+            left = [op for n in g.graph.node if (op := residue.get(n.output[0]))]
+            if left:
+                into += f", leaving {' and '.join(left)} before the ReLU"
             updated.append(BatchNormReport(entry.name, into))
         else:
             updated.append(BatchNormReport(entry.name, None, f"{entry.reason}; {why}"))

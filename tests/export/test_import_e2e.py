@@ -182,3 +182,19 @@ def test_imported_models_answer_predict_and_tritonclient_as_the_original(importe
                 assert np.abs(got - direct).max() <= 1e-4 * scale, name
     finally:
         server.stop()
+
+
+def test_fold_all_leaves_no_bn_where_an_exact_fold_exists(tmp_path):
+    """The pre-activation ResNet-18 with gammas of every sign, 0 and 1e-8: by default its 9
+    stream BNs stay (their folds would leave a Mul and an Add); with --fold-all none stays,
+    the report says what each left, and the import's check against the unfolded graph holds."""
+    net = torch_nets.with_random_statistics(torch_nets.resnet18(True), seed=8)
+    path = torch_nets.export(net, tmp_path / "preact.onnx")
+    repo = tmp_path / "repo"
+    flags = ["--repo", str(repo), "--preprocess", "cifar", "--fold-all"]
+    assert main(["import", str(path), *flags]) == 0
+    served = onnx.load(str(repo / "preact" / "1" / "model.onnx"))
+    assert not any(n.op_type == "BatchNormalization" for n in served.graph.node)
+    report = ModelCard.read(repo / "preact" / "1" / "model.onnx").fold_report
+    assert all(entry.folded_into for entry in report)
+    assert sum("before the ReLU" in entry.folded_into for entry in report) == 9
