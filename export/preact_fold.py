@@ -244,9 +244,9 @@ def fold_preactivation(
     """`model` with every BN of `report` that was kept and reads into a ReLU folded where the
     result is exact (in place), and the report updated. Without `allow_residue`, only where
     nothing is left of the BN: a Mul by the signs and an Add for the explicit channels cost
-    more than the BN they replace (a pre-activation ResNet-18 with such statistics: 10% slower
-    at batch 1 under ONNX Runtime, docs/import.md); `skipfold export` allows them, as every BN
-    of its own networks must go."""
+    more than the BN they replace (a pre-activation ResNet-18 with such statistics: 11% slower
+    at batch 1 under ONNX Runtime, 32% in int8, docs/import.md); `skipfold export` allows them,
+    as every BN of its own networks must go (and `skipfold import --fold-all`)."""
     g = _Graph(model)
     by_label = {_label(n): n for n in g.graph.node if n.op_type == "BatchNormalization"}
     updated = []

@@ -22,15 +22,15 @@ from skipfold.export.onnx_source import logits_output
 from skipfold.export.preprocessing_graph import pixel_matrix, wrap
 from skipfold.export.quantize import quantize_int8
 from tests.export import torch_nets
-from tests.export.fold_counts import NAMES
+from tests.export.fold_counts import NAMES, PREACTIVATION
 from tests.export.test_graph_fold import _materialized
 
 OPENVINO = importlib.util.find_spec("openvino") is not None
 
 
-def _graphs(source: Path, preset: str) -> tuple[bytes, bytes, int]:
+def _graphs(source: Path, preset: str, fold_all: bool) -> tuple[bytes, bytes, int]:
     """(unfolded, folded, BNs left) behind the same interface, as skipfold import makes them."""
-    options = ImportOptions(preprocess=preset)
+    options = ImportOptions(preprocess=preset, fold_all=fold_all)
     plan = importer._plan(source, options, None)
     logits, softmax = logits_output(plan.source, source, plan.output_rank)
     matrix = pixel_matrix(3, "rgb", *options.standardization(3))
@@ -42,19 +42,26 @@ def _graphs(source: Path, preset: str) -> tuple[bytes, bytes, int]:
     return unfolded.SerializeToString(), folded.model_bytes, left
 
 
-def _sources(folder: Path) -> list[tuple[str, str, Path]]:
-    """(network, gammas, file): the onnx wheel's light models (random statistics), then every
-    network of torch_nets with both kinds of gammas."""
+def _sources(folder: Path) -> list[tuple[str, str, Path, bool]]:
+    """(network, gammas, file, --fold-all): the onnx wheel's light models (random statistics),
+    then every network of torch_nets with both kinds of gammas, the pre-activation ones also
+    with two negative gammas in each BN, and with --fold-all on the adversarial gammas."""
     rows = []
     for name in NAMES:
         path = folder / f"{name}.onnx"
         onnx.save(_materialized(name), str(path))
-        rows.append((name, "random", path))
+        rows.append((name, "random", path, False))
+    kinds = {"random": "of every sign, 0, 1e-8", "typical": "0.5 to 1.5", "signed": "two negative"}
     for name, make in torch_nets.NETWORKS.items():
-        for typical in (False, True):
-            net = torch_nets.with_random_statistics(make(), typical=typical)
-            path = torch_nets.export(net, folder / f"{name}-{typical}.onnx")
-            rows.append((name, "0.5 to 1.5" if typical else "of every sign, 0, 1e-8", path))
+        for kind, label in kinds.items():
+            if kind == "signed" and name not in PREACTIVATION:
+                continue
+            typical, signed = kind == "typical", kind == "signed"
+            net = torch_nets.with_random_statistics(make(), typical=typical, signed=signed)
+            path = torch_nets.export(net, folder / f"{name}-{kind}.onnx")
+            rows.append((name, label, path, False))
+            if kind == "random" and name in PREACTIVATION:
+                rows.append((name, f"{label}, --fold-all", path, True))
     return rows
 
 
@@ -96,13 +103,13 @@ def table(folder: Path) -> str:
         f"| network | gammas | BNs left | {header} |",
         "| --- | --- | --- |" + " --- | --- | --- |" * len(engines),
     ]
-    for name, gammas, source in _sources(folder):
+    for name, gammas, source, fold_all in _sources(folder):
         preset = "imagenet" if name in NAMES else "cifar"
-        unfolded, folded, left = _graphs(source, preset)
+        unfolded, folded, left = _graphs(source, preset, fold_all)
         size = 224 if name in NAMES else 32
         image = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
         graphs = {"unfolded": unfolded, "folded": folded}
-        steps = _engines(folder, f"{source.stem}", graphs, image)
+        steps = _engines(folder, f"{source.stem}-{fold_all}", graphs, image)
         timings = interleaved(steps, rounds=21, block_seconds=0.03)
         cells = []
         for engine in engines:
