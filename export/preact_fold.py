@@ -45,6 +45,7 @@ from skipfold.export.preact_offset import (
     offset_source,
     planned_bias,
     propagate,
+    scale_input_channels,
 )
 from skipfold.export.preact_signs import plan_signs
 
@@ -85,20 +86,6 @@ def _scale_sinks(g: _Graph, value: str) -> tuple[list[onnx.NodeProto], bool] | s
             else:
                 return f"its ReLU's output feeds {reader.op_type}"
     return sinks, constants_reach
-
-
-def _scale_inputs(g: _Graph, node: onnx.NodeProto, scale: np.ndarray, edits: dict) -> None:
-    weights = edits.get(node.input[1], g.array(node.input[1]))
-    if node.op_type == "Gemm":
-        axis = 0 if attribute(node, "transB", 0) == 0 else 1
-        shape = [1, 1]
-        shape[axis] = -1
-        edits[node.input[1]] = weights * scale.reshape(shape)
-        return
-    group = attribute(node, "group", 1)
-    per_group, outputs = weights.shape[1], weights.shape[0] // group
-    w = weights.reshape(group, outputs, per_group, -1) * scale.reshape(group, 1, per_group, 1)
-    edits[node.input[1]] = w.reshape(weights.shape)
 
 
 @dataclass(frozen=True)
@@ -157,7 +144,7 @@ def _why_kept(c: _Channels, unsigned: str | None) -> str:
 
 
 def _write_residue(
-    g: _Graph, bn: onnx.NodeProto, relu: onnx.NodeProto, c: _Channels, dtype
+    g: _Graph, bn: onnx.NodeProto, relu: onnx.NodeProto, c: _Channels, dtype: np.dtype
 ) -> None:
     """The ReLU reads x, times the signs, plus the explicit shifts (each only where needed)."""
     value = bn.input[0]
@@ -223,7 +210,7 @@ def _fold_into(
         if c.relu_t.any():
             taken = absorb_in_bias(g, sink, -c.relu_t, edits, attach)  # adds W relu(t)
             assert taken is None, taken  # constants_reach: no padded sink
-        _scale_inputs(g, sink, c.input_scale, edits)
+        scale_input_channels(g, sink, c.input_scale, edits)
     dtype = numpy_helper.to_array(g.constants[source.input[1]]).dtype
     for constant, node in attach.items():  # each its own bias: planned where it had none or
         if len(node.input) > 2:  # shared one (exporters share one constant of zeros)

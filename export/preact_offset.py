@@ -84,6 +84,22 @@ def offset_source(g: _Graph, x: str) -> onnx.NodeProto | None:
     return None
 
 
+def scale_input_channels(g: _Graph, node: onnx.NodeProto, scale: np.ndarray, edits: dict) -> None:
+    """A Conv's or a plain Gemm's weights times `scale` per input channel (planned in `edits`):
+    what reads x then computes as if it read scale * x."""
+    weights = edits.get(node.input[1], g.array(node.input[1]))
+    if node.op_type == "Gemm":
+        axis = 0 if attribute(node, "transB", 0) == 0 else 1
+        shape = [1, 1]
+        shape[axis] = -1
+        edits[node.input[1]] = weights * scale.reshape(shape)
+        return
+    group = attribute(node, "group", 1)
+    per_group, outputs = weights.shape[1], weights.shape[0] // group
+    w = weights.reshape(group, outputs, per_group, -1) * scale.reshape(group, 1, per_group, 1)
+    edits[node.input[1]] = w.reshape(weights.shape)
+
+
 def absorb_in_bias(
     g: _Graph, node: onnx.NodeProto, shift: np.ndarray, edits: dict, attach: dict
 ) -> str | None:

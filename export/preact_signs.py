@@ -21,7 +21,12 @@ import onnx
 
 from skipfold.export.graph_fold import _Graph, _label, _weights
 from skipfold.export.graph_nodes import attribute, plain_gemm, spatial_mean
-from skipfold.export.preact_offset import channels_kept, offset_source, planned_bias
+from skipfold.export.preact_offset import (
+    channels_kept,
+    offset_source,
+    planned_bias,
+    scale_input_channels,
+)
 
 # ops that compute f(-x) = -f(x) channel by channel (average pooling, padded or not: 0 = -0)
 ODD_PASS = {"AveragePool", "GlobalAveragePool", "Identity"}
@@ -144,20 +149,12 @@ class _Plan:
         if node.op_type == "Gemm":
             if not plain_gemm(node):
                 return f"{_label(node)} is a Gemm with alpha, beta or transA"
-            axis = 0 if attribute(node, "transB", 0) == 0 else 1
-            if weights.shape[axis] != len(sign):
-                return f"{_label(node)} reads {weights.shape[axis]} features"
-            _times(
-                self.edits, self.g, node.input[1], sign.reshape([-1, 1] if axis == 0 else [1, -1])
-            )
-            return None
-        group = attribute(node, "group", 1)
-        if weights.shape[1] * group != len(sign):
-            return f"{_label(node)} reads {weights.shape[1] * group} channels"
-        per_group, outputs = len(sign) // group, weights.shape[0] // group
-        factor = np.tile(sign.reshape(group, 1, per_group), (1, outputs, 1))
-        shape = [weights.shape[0], per_group] + [1] * (weights.ndim - 2)
-        _times(self.edits, self.g, node.input[1], factor.reshape(shape))
+            reads = weights.shape[0 if attribute(node, "transB", 0) == 0 else 1]
+        else:
+            reads = weights.shape[1] * attribute(node, "group", 1)
+        if reads != len(sign):
+            return f"{_label(node)} reads {reads} channels"
+        scale_input_channels(self.g, node, sign, self.edits)
         return None
 
 
