@@ -53,8 +53,9 @@ def imported(tmp_path_factory):
     SOURCES["densenet_typical"] = (path, CIFAR, None, 32)
     # with two negative gammas in each BN: the stream is negated for every other BN (the one
     # between keeps), a DenseNet's block inputs for each first BN
-    for name, make in (("preact_signed", torch_nets.resnet18), ("densenet_signed", None)):
-        net = make(True) if make else torch_nets.densenet_bc()
+    signed = {"preact_signed": torch_nets.resnet18(True)}
+    signed["densenet_signed"] = torch_nets.densenet_bc()
+    for name, net in signed.items():
         net = torch_nets.with_random_statistics(net, seed=6, signed=True)
         path = torch_nets.export(net, folder / f"{name}.onnx")
         assert main(["import", str(path), "--repo", str(repo), "--preprocess", "cifar"]) == 0
@@ -191,8 +192,11 @@ def test_fold_all_leaves_no_bn_where_an_exact_fold_exists(tmp_path):
     net = torch_nets.with_random_statistics(torch_nets.resnet18(True), seed=8)
     path = torch_nets.export(net, tmp_path / "preact.onnx")
     repo = tmp_path / "repo"
-    flags = ["--repo", str(repo), "--preprocess", "cifar", "--fold-all"]
-    assert main(["import", str(path), *flags]) == 0
+    flags = ["--repo", str(repo), "--preprocess", "cifar"]
+    assert main(["import", str(path), *flags, "--name", "kept"]) == 0
+    kept = onnx.load(str(repo / "kept" / "1" / "model.onnx"))
+    assert sum(n.op_type == "BatchNormalization" for n in kept.graph.node) == 9
+    assert main(["import", str(path), *flags, "--fold-all"]) == 0
     served = onnx.load(str(repo / "preact" / "1" / "model.onnx"))
     assert not any(n.op_type == "BatchNormalization" for n in served.graph.node)
     report = ModelCard.read(repo / "preact" / "1" / "model.onnx").fold_report
